@@ -1,0 +1,214 @@
+//! The dispatcher: one task per channel claims that channel's due deliveries, paces them to
+//! the robot's quota, renders, signs, sends, and records the outcome. A slow or failing robot
+//! only ever holds up its own channel.
+
+mod pacer;
+pub mod retry;
+mod sender;
+mod worker;
+
+pub use pacer::{Pacer, Quota, default_quotas};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Channel, Config};
+use crate::platform::{Platform, platform};
+use crate::render::TemplateSet;
+use crate::store::Store;
+use crate::time_util::now_ms;
+
+/// Everything a channel's worker needs.
+pub struct ChannelRuntime {
+    pub channel: Channel,
+    pub platform: &'static dyn Platform,
+    pub templates: Arc<TemplateSet>,
+    pub client: reqwest::Client,
+    /// Shared by every channel that posts to the same robot URL: one robot, one budget.
+    pub pacer: Arc<Mutex<Pacer>>,
+    pub notify: Arc<Notify>,
+}
+
+pub struct Dispatcher {
+    channels: HashMap<String, Arc<ChannelRuntime>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    owner: String,
+    store: Arc<dyn Store>,
+}
+
+/// Resolves each channel's templates: its own folder, else the config's, else built-ins.
+pub fn channel_templates(
+    config: &Config,
+) -> Result<HashMap<String, Arc<TemplateSet>>, crate::render::TemplateError> {
+    let mut by_source: HashMap<
+        (crate::platform::PlatformKind, Option<std::path::PathBuf>),
+        Arc<TemplateSet>,
+    > = HashMap::new();
+    let mut out = HashMap::new();
+    for (name, channel) in &config.channels {
+        let dir = channel
+            .templates
+            .clone()
+            .or_else(|| config.templates.clone());
+        let key = (channel.platform, dir.clone());
+        let set = match by_source.get(&key) {
+            Some(set) => set.clone(),
+            None => {
+                let set = Arc::new(TemplateSet::load(channel.platform, dir.as_deref())?);
+                by_source.insert(key, set.clone());
+                set
+            }
+        };
+        out.insert(name.clone(), set);
+    }
+    Ok(out)
+}
+
+impl Dispatcher {
+    /// Starts one worker per channel on the current runtime.
+    pub fn start(
+        config: &Config,
+        store: Arc<dyn Store>,
+        templates: &HashMap<String, Arc<TemplateSet>>,
+    ) -> Dispatcher {
+        let owner = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(config.delivery.workers as usize));
+        let mut pacers: HashMap<String, Arc<Mutex<Pacer>>> = HashMap::new();
+        let mut channels = HashMap::new();
+        let mut tasks = Vec::new();
+        for (name, channel) in &config.channels {
+            let pacer = pacers
+                .entry(robot_identity(channel.url.expose()))
+                .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(channel_quotas(channel)))))
+                .clone();
+            let runtime = Arc::new(ChannelRuntime {
+                channel: channel.clone(),
+                platform: platform(channel.platform),
+                templates: templates
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(TemplateSet::builtin(channel.platform))),
+                client: sender::client(channel.connect_timeout, channel.timeout),
+                pacer,
+                notify: Arc::new(Notify::new()),
+            });
+            channels.insert(name.clone(), runtime.clone());
+            tasks.push(tokio::spawn(worker::run(worker::Worker {
+                runtime,
+                store: store.clone(),
+                settings: config.delivery.clone(),
+                owner: owner.clone(),
+                permits: permits.clone(),
+                shutdown: shutdown_rx.clone(),
+            })));
+        }
+        Dispatcher {
+            channels,
+            shutdown,
+            tasks,
+            owner,
+            store,
+        }
+    }
+
+    /// A cheap handle for the HTTP side: wake workers, check they are alive.
+    pub fn handle(&self) -> DispatcherHandle {
+        DispatcherHandle {
+            notifies: Arc::new(
+                self.channels
+                    .iter()
+                    .map(|(name, rt)| (name.clone(), rt.notify.clone()))
+                    .collect(),
+            ),
+            tasks: Arc::new(self.tasks.iter().map(JoinHandle::abort_handle).collect()),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Stops claiming, lets in-flight sends finish within `deadline`, then releases every
+    /// lease this process still holds so the next start (or another replica) sends them.
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.shutdown.send(true);
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!("in-flight sends did not finish before the shutdown deadline");
+            for task in aborts {
+                task.abort();
+            }
+        }
+        match self.store.release_leases(Some(&self.owner), now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                released = n,
+                "released unsent deliveries for the next start"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release leases; they expire by themselves")
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DispatcherHandle {
+    notifies: Arc<HashMap<String, Arc<Notify>>>,
+    tasks: Arc<Vec<tokio::task::AbortHandle>>,
+}
+
+impl DispatcherHandle {
+    /// Wakes a channel's worker: new deliveries were committed for it.
+    pub fn notify(&self, channel: &str) {
+        if let Some(n) = self.notifies.get(channel) {
+            n.notify_one();
+        }
+    }
+
+    /// True while every worker task is running.
+    pub fn alive(&self) -> bool {
+        self.tasks.iter().all(|t| !t.is_finished())
+    }
+}
+
+/// The channel's configured rate, else its platform's documented quotas.
+pub fn channel_quotas(channel: &Channel) -> Vec<Quota> {
+    match &channel.rate {
+        Some(limits) => limits
+            .iter()
+            .map(|l| Quota {
+                max: l.max,
+                per: l.per,
+            })
+            .collect(),
+        None => default_quotas(channel.platform),
+    }
+}
+
+/// Channels posting to the same robot share a quota: the robot is the URL without the
+/// signature parameters a user might have pasted along.
+fn robot_identity(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let kept: Vec<(String, String)> = u
+                .query_pairs()
+                .filter(|(k, _)| k != "timestamp" && k != "sign")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            u.set_query(None);
+            if !kept.is_empty() {
+                u.query_pairs_mut().extend_pairs(kept);
+            }
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}

@@ -1,0 +1,208 @@
+//! Typed, lenient parsing of Gitee hook bodies (Push, Tag Push, Issue, Merge Request, Note)
+//! and their mapping to the template-facing [`EventContext`](super::EventContext).
+//!
+//! Parsing is two-step: the body is parsed into a [`serde_json::Value`] first (UTF-8 checked,
+//! serde_json's nesting limit of 128 applies, so hostile nesting is an error, never a stack
+//! overflow), then the typed hook is read from that value with `serde_path_to_error` so a
+//! structural mismatch reports where it is. Scalars are lenient (see the `de` module).
+//!
+//! ```no_run
+//! # use gitee_relay::gitee::payload;
+//! # let (header, body, now_ms) = (Some("Push Hook"), b"{}".as_slice(), 0);
+//! let kind = payload::detect_kind(header, body).expect("unsupported event");
+//! let raw = payload::parse_json(body)?;
+//! let delivery = payload::parse_value(kind, &raw)?;
+//! let ctx = delivery.context("main", false, now_ms, raw);
+//! # Ok::<(), payload::PayloadError>(())
+//! ```
+
+mod de;
+mod map;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::kind::EventKind;
+
+pub use map::redact;
+pub use types::{
+    Branch, Comment, Commit, Enterprise, Envelope, Issue, IssueHook, Label, MergeRequestHook,
+    Milestone, NoteHook, Project, PullRequest, PushHook, RepoPair, User,
+};
+
+/// A parsed delivery: the typed body plus the routing facts derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub kind: EventKind,
+    /// Push: `push`, `create` or `delete`; tag push: `create` or `delete`; others: the body's
+    /// `action` lowercased (`open`, `update`, `merge`, `comment`...; `""` when absent).
+    pub action: String,
+    /// `namespace/repo` of the target repository (`""` if Gitee sent none).
+    pub repo: String,
+    /// Push: the branch; tag push: the tag name; merge request: the target branch;
+    /// note on a pull request: the PR's target branch; otherwise `None`.
+    pub branch: Option<String>,
+    pub payload: Payload,
+}
+
+/// The typed body of a delivery.
+// Built once per delivery and moved rarely: boxing the variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Push(PushHook),
+    TagPush(PushHook),
+    Issue(IssueHook),
+    MergeRequest(MergeRequestHook),
+    Note(NoteHook),
+}
+
+impl Payload {
+    /// The fields every hook carries.
+    pub fn envelope(&self) -> &dyn Envelope {
+        match self {
+            Payload::Push(h) | Payload::TagPush(h) => h,
+            Payload::Issue(h) => h,
+            Payload::MergeRequest(h) => h,
+            Payload::Note(h) => h,
+        }
+    }
+}
+
+/// A body that is not valid JSON, not an object, or whose structure does not match the event.
+/// `reason` names the JSON types involved but never a field's value (bodies carry secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    /// The event the body was parsed as, when known.
+    pub kind: Option<EventKind>,
+    /// Where the problem is, e.g. `commits[0].author`; `.` for the body itself.
+    pub path: String,
+    pub reason: String,
+}
+
+impl PayloadError {
+    fn root(kind: Option<EventKind>, reason: impl Into<String>) -> Self {
+        PayloadError {
+            kind,
+            path: ".".to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Some(kind) => write!(f, "invalid {} payload", hook_title(kind))?,
+            None => f.write_str("invalid payload")?,
+        }
+        write!(f, " at `{}`: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
+/// Gitee's `X-Gitee-Event` spelling of a kind.
+pub fn hook_title(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Push => "Push Hook",
+        EventKind::TagPush => "Tag Push Hook",
+        EventKind::Issue => "Issue Hook",
+        EventKind::MergeRequest => "Merge Request Hook",
+        EventKind::Note => "Note Hook",
+    }
+}
+
+/// The event kind of a delivery: from the `X-Gitee-Event` header (`Push Hook`, or the
+/// `push_hooks` spelling seen on some test deliveries), else from the body's `hook_name`.
+/// `None` for unsupported events and for bodies that are not JSON objects.
+pub fn detect_kind(event_header: Option<&str>, body: &[u8]) -> Option<EventKind> {
+    if let Some(kind) = event_header.and_then(EventKind::parse) {
+        return Some(kind);
+    }
+    #[derive(Deserialize)]
+    struct HookName {
+        #[serde(default, deserialize_with = "de::str")]
+        hook_name: String,
+    }
+    // serde_json skips the other fields without recursion, so deep bodies are harmless here.
+    let name: HookName = serde_json::from_slice(body).ok()?;
+    EventKind::parse(&name.hook_name)
+}
+
+/// [`detect_kind`] for a body that is already parsed.
+pub fn detect_kind_in_value(event_header: Option<&str>, body: &Value) -> Option<EventKind> {
+    event_header.and_then(EventKind::parse).or_else(|| {
+        body.get("hook_name")
+            .and_then(Value::as_str)
+            .and_then(EventKind::parse)
+    })
+}
+
+/// Parses a body into a JSON value: it must be UTF-8 and a JSON object, nested at most 128
+/// levels deep. This is the `raw` to hand to [`Delivery::context`].
+pub fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| PayloadError::root(None, "body is not valid UTF-8"))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| PayloadError::root(None, format!("invalid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(PayloadError::root(
+            None,
+            format!("expected an object, found {}", json_type(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a delivery body as the given kind.
+pub fn parse(kind: EventKind, body: &[u8]) -> Result<Delivery, PayloadError> {
+    let value = parse_json(body).map_err(|e| PayloadError {
+        kind: Some(kind),
+        ..e
+    })?;
+    parse_value(kind, &value)
+}
+
+/// Parses an already-parsed body as the given kind.
+pub fn parse_value(kind: EventKind, body: &Value) -> Result<Delivery, PayloadError> {
+    let payload = match kind {
+        EventKind::Push => Payload::Push(typed(kind, body)?),
+        EventKind::TagPush => Payload::TagPush(typed(kind, body)?),
+        EventKind::Issue => Payload::Issue(typed(kind, body)?),
+        EventKind::MergeRequest => Payload::MergeRequest(typed(kind, body)?),
+        EventKind::Note => Payload::Note(typed(kind, body)?),
+    };
+    Ok(map::delivery(kind, payload))
+}
+
+fn typed<'a, T: Deserialize<'a>>(kind: EventKind, body: &'a Value) -> Result<T, PayloadError> {
+    if !body.is_object() {
+        return Err(PayloadError::root(
+            Some(kind),
+            format!("expected an object, found {}", json_type(body)),
+        ));
+    }
+    serde_path_to_error::deserialize(body).map_err(|e| PayloadError {
+        kind: Some(kind),
+        path: e.path().to_string(),
+        reason: e.into_inner().to_string(),
+    })
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

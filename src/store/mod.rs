@@ -1,0 +1,202 @@
+//! The durable queue: events, one delivery per (event, channel), and every attempt.
+//!
+//! A delivery moves `pending` → `sending` (claimed with a lease) → `delivered`, or back to
+//! `retrying` with a due time, or to `dead`. A claim pushes the row's due time to the end of
+//! its lease, so a delivery whose sender crashed becomes due again by itself when the lease
+//! runs out: nothing accepted is ever lost, at the price of at-least-once delivery.
+
+mod group_commit;
+mod sqlite;
+
+pub use group_commit::IngestWriter;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::gitee::EventKind;
+
+/// An accepted webhook, with the channels its routes matched.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: String,
+    pub kind: EventKind,
+    pub action: String,
+    pub repo: String,
+    pub is_test: bool,
+    pub received_ms: i64,
+    /// The body exactly as received.
+    pub payload: Vec<u8>,
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventReceipt {
+    pub event_id: i64,
+    pub deliveries: usize,
+}
+
+/// A delivery claimed by one sender until `lease_until_ms`.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub event_id: i64,
+    pub channel: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub created_ms: i64,
+    /// The retry class of the previous failed attempt, if any (`signature`, `too_large`...).
+    pub last_retry_class: Option<String>,
+    pub event: StoredEvent,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub source: String,
+    pub kind: EventKind,
+    pub is_test: bool,
+    pub received_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// One try at sending a delivery, as recorded for operators.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptRecord {
+    pub started_ms: i64,
+    pub duration_ms: i64,
+    /// HTTP status of the reply; None when no reply came (connection error, timeout, dry run).
+    pub http_status: Option<u16>,
+    /// First part of the robot's reply.
+    pub reply_excerpt: String,
+    /// Request URL with tokens masked.
+    pub request_url: String,
+    /// Our reading of the reply or the transport error (the platform's own words).
+    pub error: Option<String>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Delivered,
+    Retry {
+        at_ms: i64,
+        class: &'static str,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Sending,
+    Delivered,
+    Retrying,
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeliveryState::Pending,
+            "sending" => DeliveryState::Sending,
+            "delivered" => DeliveryState::Delivered,
+            "retrying" => DeliveryState::Retrying,
+            "dead" => DeliveryState::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery's current row, for tests and operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: i64,
+    pub channel: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub delivery_id: i64,
+    pub started_ms: i64,
+    pub duration_ms: i64,
+    pub http_status: Option<u16>,
+    pub outcome: String,
+    pub reply_excerpt: String,
+    pub request_url: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store holds data this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes the events and their deliveries in ONE transaction (one sync), so concurrent
+    /// webhooks share a commit. Returns one receipt per event, in order, once durable.
+    async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError>;
+
+    /// Claims the channel's oldest due delivery for `lease_ms`, if any.
+    async fn claim_next(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        owner: &str,
+    ) -> Result<Option<ClaimedDelivery>, StoreError>;
+
+    /// Records an attempt and moves the delivery on, in one transaction. Returns false when
+    /// the lease had been lost to another sender (the attempt is still recorded).
+    async fn complete(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        attempt: &AttemptRecord,
+        completion: &Completion,
+    ) -> Result<bool, StoreError>;
+
+    /// When the channel's next delivery becomes due (including leases that will expire).
+    async fn next_due_ms(&self, channel: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Makes deliveries leased by `owner` (or by anyone, with None) due at once: used at start
+    /// by a single-process store, and at shutdown for what was not sent.
+    async fn release_leases(&self, owner: Option<&str>, now_ms: i64) -> Result<u64, StoreError>;
+
+    async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>, StoreError>;
+    async fn deliveries_of_event(&self, event_id: i64) -> Result<Vec<DeliveryRow>, StoreError>;
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRow>, StoreError>;
+    /// Number of deliveries per state, for health and tests.
+    async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>, StoreError>;
+    /// A cheap write that proves the store accepts commits (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,418 @@
+//! The embedded default store: one SQLite file in WAL mode with `synchronous=FULL`, so a
+//! commit survives a power cut before the webhook is answered.
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{
+    AttemptRecord, AttemptRow, ClaimedDelivery, Completion, DeliveryRow, DeliveryState,
+    EventReceipt, NewEvent, Store, StoreError, StoredEvent,
+};
+use crate::gitee::EventKind;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        is_test INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS deliveries (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        lease_owner TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        last_error TEXT,
+        last_retry_class TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, next_attempt_ms)
+        WHERE state IN ('pending', 'retrying', 'sending')",
+    "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id)",
+    "CREATE TABLE IF NOT EXISTS attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+        started_ms INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        http_status INTEGER,
+        outcome TEXT NOT NULL,
+        reply_excerpt TEXT NOT NULL,
+        request_url TEXT NOT NULL,
+        error TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id)",
+];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with mode 0600 and its folder) and migrates the database.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = if path.as_os_str() == ":memory:" {
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else {
+            create_private_file(path)?;
+            SqliteConnectOptions::new().filename(path)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = path.as_os_str() == ":memory:";
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists per connection: keep exactly one.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+        }
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        match version {
+            None => {
+                sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v} is newer than this relay's {SCHEMA_VERSION}; upgrade the relay"
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// SQLite creates its file world-readable by default; the queue holds payloads that can
+/// carry Gitee passwords, so create it owner-only first.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    open.open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))
+}
+
+fn kind_from_db(text: &str) -> Result<EventKind, StoreError> {
+    EventKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
+}
+
+fn state_from_db(text: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
+}
+
+fn delivery_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRow, StoreError> {
+    Ok(DeliveryRow {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        channel: row.try_get("channel")?,
+        state: state_from_db(row.try_get::<&str, _>("state")?)?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        next_attempt_ms: row.try_get("next_attempt_ms")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut receipts = Vec::with_capacity(events.len());
+        for event in events {
+            let event_id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (source, kind, action, repo, is_test, received_ms, payload)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&event.source)
+            .bind(event.kind.as_str())
+            .bind(&event.action)
+            .bind(&event.repo)
+            .bind(event.is_test)
+            .bind(event.received_ms)
+            .bind(&event.payload)
+            .fetch_one(&mut *tx)
+            .await?;
+            for channel in &event.channels {
+                sqlx::query(
+                    "INSERT INTO deliveries (event_id, channel, state, next_attempt_ms, created_ms, updated_ms)
+                     VALUES (?, ?, 'pending', ?, ?, ?)",
+                )
+                .bind(event_id)
+                .bind(channel)
+                .bind(event.received_ms)
+                .bind(event.received_ms)
+                .bind(event.received_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            receipts.push(EventReceipt {
+                event_id,
+                deliveries: event.channels.len(),
+            });
+        }
+        tx.commit().await?;
+        Ok(receipts)
+    }
+
+    async fn claim_next(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        owner: &str,
+    ) -> Result<Option<ClaimedDelivery>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let claimed = sqlx::query(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?, next_attempt_ms = ?, updated_ms = ?
+             WHERE id = (
+                SELECT id FROM deliveries
+                WHERE channel = ? AND state IN ('pending', 'retrying', 'sending') AND next_attempt_ms <= ?
+                ORDER BY next_attempt_ms, id LIMIT 1)
+             RETURNING id, event_id, attempts, created_ms, last_retry_class",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(channel)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = claimed else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let event_id: i64 = row.try_get("event_id")?;
+        let ev = sqlx::query(
+            "SELECT id, source, kind, is_test, received_ms, payload FROM events WHERE id = ?",
+        )
+        .bind(event_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedDelivery {
+            id: row.try_get("id")?,
+            event_id,
+            channel: channel.to_owned(),
+            attempts: row.try_get::<i64, _>("attempts")? as u32,
+            created_ms: row.try_get("created_ms")?,
+            last_retry_class: row.try_get("last_retry_class")?,
+            event: StoredEvent {
+                id: ev.try_get("id")?,
+                source: ev.try_get("source")?,
+                kind: kind_from_db(ev.try_get::<&str, _>("kind")?)?,
+                is_test: ev.try_get("is_test")?,
+                received_ms: ev.try_get("received_ms")?,
+                payload: ev.try_get("payload")?,
+            },
+        }))
+    }
+
+    async fn complete(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        attempt: &AttemptRecord,
+        completion: &Completion,
+    ) -> Result<bool, StoreError> {
+        let (outcome, state, next_ms, error, class) = match completion {
+            Completion::Delivered => ("delivered", "delivered", attempt.started_ms, None, None),
+            Completion::Retry {
+                at_ms,
+                class,
+                error,
+            } => (
+                "retry",
+                "retrying",
+                *at_ms,
+                Some(error.as_str()),
+                Some(*class),
+            ),
+            Completion::Dead { error } => (
+                "dead",
+                "dead",
+                attempt.started_ms,
+                Some(error.as_str()),
+                None,
+            ),
+        };
+        let now_ms = attempt.started_ms + attempt.duration_ms;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, started_ms, duration_ms, http_status, outcome, reply_excerpt, request_url, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(delivery_id)
+        .bind(attempt.started_ms)
+        .bind(attempt.duration_ms)
+        .bind(attempt.http_status.map(i64::from))
+        .bind(outcome)
+        .bind(&attempt.reply_excerpt)
+        .bind(&attempt.request_url)
+        .bind(attempt.error.as_deref().or(error))
+        .execute(&mut *tx)
+        .await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_ms = ?,
+                 lease_owner = NULL, updated_ms = ?, last_error = ?, last_retry_class = ?
+             WHERE id = ? AND state = 'sending' AND lease_owner = ?",
+        )
+        .bind(state)
+        .bind(next_ms)
+        .bind(now_ms)
+        .bind(error)
+        .bind(class)
+        .bind(delivery_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    async fn next_due_ms(&self, channel: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_ms) FROM deliveries
+             WHERE channel = ? AND state IN ('pending', 'retrying', 'sending')",
+        )
+        .bind(channel)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn release_leases(&self, owner: Option<&str>, now_ms: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE deliveries
+             SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+                 lease_owner = NULL, next_attempt_ms = ?, updated_ms = ?
+             WHERE state = 'sending' AND (? IS NULL OR lease_owner = ?)",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(owner)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, event_id, channel, state, attempts, next_attempt_ms, last_error
+             FROM deliveries WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(delivery_row).transpose()
+    }
+
+    async fn deliveries_of_event(&self, event_id: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, channel, state, attempts, next_attempt_ms, last_error
+             FROM deliveries WHERE event_id = ? ORDER BY id",
+        )
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, started_ms, duration_ms, http_status, outcome, reply_excerpt, request_url, error
+             FROM attempts WHERE delivery_id = ? ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptRow {
+                    delivery_id: row.try_get("delivery_id")?,
+                    started_ms: row.try_get("started_ms")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    http_status: row
+                        .try_get::<Option<i64>, _>("http_status")?
+                        .map(|s| s as u16),
+                    outcome: row.try_get("outcome")?,
+                    reply_excerpt: row.try_get("reply_excerpt")?,
+                    request_url: row.try_get("request_url")?,
+                    error: row.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    state_from_db(r.try_get::<&str, _>("state")?)?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -1,0 +1,7 @@
+//! Integration tests: the real relay on port 0, fake robots on loopback that check requests
+//! the way the platforms do. One test binary keeps link time down.
+
+mod delivery;
+mod fixtures;
+mod helpers;
+mod ingress;
