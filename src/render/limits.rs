@@ -118,14 +118,10 @@ pub fn check(platform: PlatformKind, body: &Value) -> Result<(), Violation> {
                 .get("msgtype")
                 .and_then(Value::as_str)
                 .ok_or_else(|| schema("`msgtype` (a string) is missing"))?;
-            let key = match msgtype {
-                "actionCard" => "actionCard",
-                "feedCard" => "feedCard",
-                other => other,
-            };
-            if !obj.get(key).is_some_and(Value::is_object) {
+            // The body object is named like the type: `markdown`, `actionCard`, `feedCard`...
+            if !obj.get(msgtype).is_some_and(Value::is_object) {
                 return Err(schema(format!(
-                    "`msgtype` is {msgtype:?} but there is no `{key}` object"
+                    "`msgtype` is {msgtype:?} but there is no `{msgtype}` object"
                 )));
             }
             too_large("body", body_bytes(), DINGTALK_MAX_BODY_BYTES, Unit::Bytes)
@@ -292,10 +288,10 @@ fn check_slack(obj: &serde_json::Map<String, Value>) -> Result<(), Violation> {
                     if let Some(t) = e.get("text") {
                         slack_text(t, &format!("{epath}.text"), SLACK_MAX_BUTTON_TEXT_CHARS)?;
                     }
-                    if let Some(url) = e.get("url") {
-                        if url.as_str().is_none_or(str::is_empty) {
-                            return Err(schema(format!("`{epath}.url` is empty")));
-                        }
+                    if let Some(url) = e.get("url")
+                        && url.as_str().is_none_or(str::is_empty)
+                    {
+                        return Err(schema(format!("`{epath}.url` is empty")));
                     }
                 }
             }

@@ -337,13 +337,13 @@ fn read_overrides(
                 path,
             });
         }
-        if path.is_dir() {
-            if let Some(p) = PlatformKind::parse(&name).filter(|p| p.as_str() != name) {
-                return Err(TemplateError::Layout {
-                    reason: format!("name the platform folder `{p}`"),
-                    path,
-                });
-            }
+        if path.is_dir()
+            && let Some(p) = PlatformKind::parse(&name).filter(|p| p.as_str() != name)
+        {
+            return Err(TemplateError::Layout {
+                reason: format!("name the platform folder `{p}`"),
+                path,
+            });
         }
     }
     let pdir = dir.join(platform.as_str());

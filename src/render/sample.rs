@@ -66,7 +66,7 @@ pub fn base(event: EventKind, action: &str) -> EventContext {
 
 /// A commit numbered `i`.
 pub fn commit(i: usize) -> Commit {
-    let sha = format!("{:040x}", 0xabc0_0000_u64 + i as u64);
+    let sha = format!("{:07x}{}", 0xabc_0000 + i, "f".repeat(33));
     Commit {
         short_sha: sha[..7].to_owned(),
         url: format!("{REPO_URL}/commit/{sha}"),
@@ -116,7 +116,7 @@ pub fn push(action: &str, listed: usize, total: u64) -> EventContext {
 pub fn tag(action: &str) -> EventContext {
     let mut ctx = base(EventKind::TagPush, action);
     let deleted = action == "delete";
-    let sha = format!("{:040x}", 3);
+    let sha = format!("1a2b3c4{}", "d".repeat(33));
     ctx.url = format!("{REPO_URL}/tree/v1.2.0");
     ctx.tag = Some(Tag {
         name: "v1.2.0".into(),

@@ -185,6 +185,47 @@ pub trait Store: Send + Sync + 'static {
         completion: &Completion,
     ) -> Result<bool, StoreError>;
 
+    /// Claims up to `limit` of the channel's due deliveries, oldest first (for digests).
+    async fn claim_batch(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// How many of the channel's deliveries are due now (its backlog).
+    async fn count_due(&self, channel: &str, now_ms: i64) -> Result<i64, StoreError>;
+
+    /// Records one attempt that carried several deliveries (a digest) and moves them all on,
+    /// in one transaction. Returns how many were still leased by `owner`.
+    async fn complete_many(
+        &self,
+        delivery_ids: &[i64],
+        owner: &str,
+        attempt: &AttemptRecord,
+        completion: &Completion,
+    ) -> Result<u64, StoreError>;
+
+    /// Hands claimed deliveries back unsent, due at `due_ms` (a digest that could not take them).
+    async fn release(
+        &self,
+        delivery_ids: &[i64],
+        owner: &str,
+        due_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes up to `batch` events whose deliveries are all finished: delivered ones finished
+    /// before `delivered_before_ms`, dead ones before `dead_before_ms` (attempts go with them).
+    /// Returns the number of events deleted; call again while it returns `batch`.
+    async fn prune(
+        &self,
+        delivered_before_ms: i64,
+        dead_before_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError>;
+
     /// When the channel's next delivery becomes due (including leases that will expire).
     async fn next_due_ms(&self, channel: &str) -> Result<Option<i64>, StoreError>;
 

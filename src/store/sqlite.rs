@@ -160,6 +160,79 @@ fn delivery_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRow, StoreError
     })
 }
 
+fn stored_event(ev: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        id: ev.try_get("id")?,
+        source: ev.try_get("source")?,
+        kind: kind_from_db(ev.try_get::<&str, _>("kind")?)?,
+        is_test: ev.try_get("is_test")?,
+        received_ms: ev.try_get("received_ms")?,
+        payload: ev.try_get("payload")?,
+    })
+}
+
+/// Records an attempt and moves the delivery on, inside the caller's transaction.
+async fn complete_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    delivery_id: i64,
+    owner: &str,
+    attempt: &AttemptRecord,
+    completion: &Completion,
+) -> Result<bool, StoreError> {
+    let (outcome, state, next_ms, error, class) = match completion {
+        Completion::Delivered => ("delivered", "delivered", attempt.started_ms, None, None),
+        Completion::Retry {
+            at_ms,
+            class,
+            error,
+        } => (
+            "retry",
+            "retrying",
+            *at_ms,
+            Some(error.as_str()),
+            Some(*class),
+        ),
+        Completion::Dead { error } => (
+            "dead",
+            "dead",
+            attempt.started_ms,
+            Some(error.as_str()),
+            None,
+        ),
+    };
+    let now_ms = attempt.started_ms + attempt.duration_ms;
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, started_ms, duration_ms, http_status, outcome, reply_excerpt, request_url, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(delivery_id)
+    .bind(attempt.started_ms)
+    .bind(attempt.duration_ms)
+    .bind(attempt.http_status.map(i64::from))
+    .bind(outcome)
+    .bind(&attempt.reply_excerpt)
+    .bind(&attempt.request_url)
+    .bind(attempt.error.as_deref().or(error))
+    .execute(&mut **tx)
+    .await?;
+    let updated = sqlx::query(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_ms = ?,
+             lease_owner = NULL, updated_ms = ?, last_error = ?, last_retry_class = ?
+         WHERE id = ? AND state = 'sending' AND lease_owner = ?",
+    )
+    .bind(state)
+    .bind(next_ms)
+    .bind(now_ms)
+    .bind(error)
+    .bind(class)
+    .bind(delivery_id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError> {
@@ -243,14 +316,7 @@ impl Store for SqliteStore {
             attempts: row.try_get::<i64, _>("attempts")? as u32,
             created_ms: row.try_get("created_ms")?,
             last_retry_class: row.try_get("last_retry_class")?,
-            event: StoredEvent {
-                id: ev.try_get("id")?,
-                source: ev.try_get("source")?,
-                kind: kind_from_db(ev.try_get::<&str, _>("kind")?)?,
-                is_test: ev.try_get("is_test")?,
-                received_ms: ev.try_get("received_ms")?,
-                payload: ev.try_get("payload")?,
-            },
+            event: stored_event(&ev)?,
         }))
     }
 
@@ -261,60 +327,143 @@ impl Store for SqliteStore {
         attempt: &AttemptRecord,
         completion: &Completion,
     ) -> Result<bool, StoreError> {
-        let (outcome, state, next_ms, error, class) = match completion {
-            Completion::Delivered => ("delivered", "delivered", attempt.started_ms, None, None),
-            Completion::Retry {
-                at_ms,
-                class,
-                error,
-            } => (
-                "retry",
-                "retrying",
-                *at_ms,
-                Some(error.as_str()),
-                Some(*class),
-            ),
-            Completion::Dead { error } => (
-                "dead",
-                "dead",
-                attempt.started_ms,
-                Some(error.as_str()),
-                None,
-            ),
-        };
-        let now_ms = attempt.started_ms + attempt.duration_ms;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO attempts (delivery_id, started_ms, duration_ms, http_status, outcome, reply_excerpt, request_url, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        let moved = complete_in(&mut tx, delivery_id, owner, attempt, completion).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn claim_batch(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?, next_attempt_ms = ?, updated_ms = ?
+             WHERE id IN (
+                SELECT id FROM deliveries
+                WHERE channel = ? AND state IN ('pending', 'retrying', 'sending') AND next_attempt_ms <= ?
+                ORDER BY next_attempt_ms, id LIMIT ?)
+             RETURNING id, event_id, attempts, created_ms, last_retry_class",
         )
-        .bind(delivery_id)
-        .bind(attempt.started_ms)
-        .bind(attempt.duration_ms)
-        .bind(attempt.http_status.map(i64::from))
-        .bind(outcome)
-        .bind(&attempt.reply_excerpt)
-        .bind(&attempt.request_url)
-        .bind(attempt.error.as_deref().or(error))
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(channel)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event_id: i64 = row.try_get("event_id")?;
+            let ev = sqlx::query(
+                "SELECT id, source, kind, is_test, received_ms, payload FROM events WHERE id = ?",
+            )
+            .bind(event_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(ClaimedDelivery {
+                id: row.try_get("id")?,
+                event_id,
+                channel: channel.to_owned(),
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+                created_ms: row.try_get("created_ms")?,
+                last_retry_class: row.try_get("last_retry_class")?,
+                event: stored_event(&ev)?,
+            });
+        }
+        tx.commit().await?;
+        // RETURNING gives no order guarantee: oldest first, as digests list them.
+        out.sort_by_key(|d| (d.event.received_ms, d.id));
+        Ok(out)
+    }
+
+    async fn count_due(&self, channel: &str, now_ms: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries
+             WHERE channel = ? AND state IN ('pending', 'retrying', 'sending') AND next_attempt_ms <= ?",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn complete_many(
+        &self,
+        delivery_ids: &[i64],
+        owner: &str,
+        attempt: &AttemptRecord,
+        completion: &Completion,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut moved = 0;
+        for id in delivery_ids {
+            if complete_in(&mut tx, *id, owner, attempt, completion).await? {
+                moved += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn release(
+        &self,
+        delivery_ids: &[i64],
+        owner: &str,
+        due_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for id in delivery_ids {
+            sqlx::query(
+                "UPDATE deliveries
+                 SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+                     lease_owner = NULL, next_attempt_ms = ?, updated_ms = ?
+                 WHERE id = ? AND state = 'sending' AND lease_owner = ?",
+            )
+            .bind(due_ms)
+            .bind(due_ms)
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune(
+        &self,
+        delivered_before_ms: i64,
+        dead_before_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // An event goes when none of its deliveries is still live and each finished one is
+        // older than its state's retention.
+        let result = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                SELECT e.id FROM events e
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND NOT (
+                        (d.state = 'delivered' AND d.updated_ms < ?)
+                        OR (d.state = 'dead' AND d.updated_ms < ?)))
+                AND e.received_ms < ?
+                ORDER BY e.id LIMIT ?)",
+        )
+        .bind(delivered_before_ms)
+        .bind(dead_before_ms)
+        .bind(delivered_before_ms.max(dead_before_ms))
+        .bind(batch)
         .execute(&mut *tx)
         .await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_ms = ?,
-                 lease_owner = NULL, updated_ms = ?, last_error = ?, last_retry_class = ?
-             WHERE id = ? AND state = 'sending' AND lease_owner = ?",
-        )
-        .bind(state)
-        .bind(next_ms)
-        .bind(now_ms)
-        .bind(error)
-        .bind(class)
-        .bind(delivery_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
         tx.commit().await?;
-        Ok(updated == 1)
+        Ok(result.rows_affected())
     }
 
     async fn next_due_ms(&self, channel: &str) -> Result<Option<i64>, StoreError> {

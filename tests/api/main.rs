@@ -5,3 +5,4 @@ mod delivery;
 mod fixtures;
 mod helpers;
 mod ingress;
+mod process;
