@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::dispatch::channel_templates;
 use crate::message;
 use crate::platform::{SendTarget, platform};
-use crate::render::TemplateSet;
+use crate::render::TemplateStore;
 use crate::samples;
 
 /// All problems found, one line each, naming the channel, the template file and the reason.
@@ -21,7 +21,8 @@ pub fn check_templates(config: &Config) -> Vec<String> {
     };
     let mut problems = Vec::new();
     // Channels sharing one template set are checked once.
-    let mut seen: HashMap<*const TemplateSet, ()> = HashMap::new();
+    let mut seen: HashMap<*const TemplateStore, ()> = HashMap::new();
+    let audience = message::Audience::from_config(config);
     for (name, channel) in &config.channels {
         let Some(set) = templates.get(name) else {
             continue;
@@ -31,12 +32,16 @@ pub fn check_templates(config: &Config) -> Vec<String> {
         }
         for sample in samples::all() {
             let rendered = message::render(
-                set,
+                &set.current(),
                 sample.kind,
                 sample.body.as_bytes(),
                 "sample",
                 sample.is_test,
                 0,
+                &message::Target {
+                    audience: &audience,
+                    channel: name,
+                },
             );
             match rendered {
                 Err(e) => problems.push(format!("channel {name}: sample {}: {e}", sample.name)),

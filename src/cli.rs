@@ -201,7 +201,8 @@ fn render(args: &RenderArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::message::render(&templates, kind, &body, "cli", args.test, now_ms()) {
+    let target = crate::message::Target::nobody();
+    match crate::message::render(&templates, kind, &body, "cli", args.test, now_ms(), &target) {
         Ok(value) => {
             let out = if args.pretty {
                 serde_json::to_string_pretty(&value)

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod gitee;
 pub mod http;
 pub mod message;
+pub mod metrics;
 pub mod platform;
 pub mod render;
 pub mod route;

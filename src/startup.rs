@@ -11,7 +11,7 @@ use crate::check;
 use crate::config::{Config, StoreLocation};
 use crate::dispatch::{Dispatcher, channel_templates};
 use crate::http::{AppState, json_error, routes};
-use crate::store::{IngestWriter, SqliteStore, Store};
+use crate::store::{IngestWriter, PostgresStore, SqliteStore, Store};
 use crate::time_util::now_ms;
 
 pub struct Relay {
@@ -33,14 +33,12 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the PostgreSQL store is not available in this build yet")]
-    PostgresUnsupported,
 }
 
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match &config.store {
         StoreLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
-        StoreLocation::Postgres(_) => Err(StartError::PostgresUnsupported),
+        StoreLocation::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url.expose()).await?)),
     }
 }
 
@@ -52,7 +50,7 @@ impl Relay {
         }
         let templates =
             channel_templates(&config).map_err(|e| StartError::Templates(e.to_string()))?;
-        let store = open_store(&config).await?;
+        let (store, admin) = crate::store::admin::open(&config).await?;
         // One SQLite file has one relay process: whatever it had leased was interrupted.
         if matches!(config.store, StoreLocation::Sqlite(_)) {
             let released = store.release_leases(None, now_ms()).await?;
@@ -79,6 +77,9 @@ impl Relay {
             store: store.clone(),
             writer,
             dispatcher: dispatcher.handle(),
+            admin,
+            templates: templates.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -94,7 +95,15 @@ impl Relay {
         .workers(2)
         .disable_signals()
         .shutdown_timeout(10)
-        .client_request_timeout(Duration::from_secs(10))
+        // Hostile clients: the request head must arrive within 5 s (else 408 and close: the
+        // slow-loris that trickles headers); the body has its own idle and total limits in
+        // `ingress`. A connection refused before its body was read lingers 1 s, discarding
+        // what still arrives so the client can read the answer, then closes. Idle keep-alive
+        // connections close after 5 s. Request heads are capped by actix-http (~128 KiB,
+        // 96 headers: 431).
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(5))
         .listen(listener)
         .map_err(|source| StartError::Listen {
             addr: addr.to_string(),

@@ -24,6 +24,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_STORE: &str = "sqlite://data/relay.db";
 pub const DEFAULT_MAX_BODY: u64 = 5 * 1024 * 1024;
 pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(3600);
+pub const DEFAULT_DIGEST_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,7 +38,37 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub people: BTreeMap<String, Person>,
     pub templates: Option<PathBuf>,
+    /// The zone message times are shown in (`timezone:`, default `+08:00`), as written.
+    pub timezone: String,
     pub delivery: DeliverySettings,
+    pub retention: Retention,
+    pub admin: AdminSettings,
+}
+
+/// The admin API (`/api`) and web console (`/`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdminSettings {
+    /// The bearer token; None turns the API and the console off.
+    pub token: Option<Secret>,
+}
+
+/// An admin token shorter than this is refused: it guards payloads and redelivery.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// How long finished events are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub delivered: Duration,
+    pub dead: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            delivered: Duration::from_secs(7 * 86400),
+            dead: Duration::from_secs(30 * 86400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +107,9 @@ pub struct Channel {
     pub timeout: Duration,
     /// The channel's own quotas; None means the platform's documented ones.
     pub rate: Option<Vec<RateLimit>>,
+    /// Merge the waiting events into digests when the backlog cannot drain within this long
+    /// at the channel's pace; None turns digests off.
+    pub digest_after: Option<Duration>,
 }
 
 /// At most `max` messages in any window of length `per`.
@@ -113,6 +147,9 @@ pub struct DeliverySettings {
     pub retry_cap: Duration,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// How long a channel pauses after its robot reports a rate limit without saying how
+    /// long (DingTalk asks for at least a minute).
+    pub rate_limit_pause: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -125,6 +162,7 @@ impl Default for DeliverySettings {
             retry_cap: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
+            rate_limit_pause: Duration::from_secs(60),
         }
     }
 }
@@ -318,6 +356,18 @@ impl Validator<'_> {
             }),
         };
         let delivery = self.delivery(&raw.delivery);
+        let retention = Retention {
+            delivered: self.duration(
+                "retention.delivered",
+                &raw.retention.delivered,
+                Retention::default().delivered,
+            ),
+            dead: self.duration(
+                "retention.dead",
+                &raw.retention.dead,
+                Retention::default().dead,
+            ),
+        };
         let mut sources = BTreeMap::new();
         for (name, source) in &raw.sources {
             if let Some(s) = self.source(name, source) {
@@ -351,6 +401,21 @@ impl Validator<'_> {
                 feishu: self.expand_opt(&format!("{key}.feishu"), &p.feishu),
                 slack: self.expand_opt(&format!("{key}.slack"), &p.slack),
             };
+            for (platform, id) in [
+                ("dingtalk", &person.dingtalk),
+                ("wecom", &person.wecom),
+                ("feishu", &person.feishu),
+                ("slack", &person.slack),
+            ] {
+                if let Some(id) = id
+                    && !crate::render::mention::valid_id(id.trim())
+                {
+                    self.problem(
+                        format!("{key}.{platform}"),
+                        "an id is 1 to 64 letters, digits or `_ - . + @`",
+                    );
+                }
+            }
             people.insert(login.clone(), person);
         }
         let templates = self
@@ -361,6 +426,18 @@ impl Validator<'_> {
         {
             self.problem("templates", format!("`{}` is not a folder", dir.display()));
         }
+        let timezone = self
+            .expand_opt("timezone", &raw.timezone)
+            .unwrap_or_else(|| crate::render::helpers::DEFAULT_TIME_ZONE.to_owned());
+        if crate::render::helpers::parse_zone(&timezone).is_none() {
+            self.problem(
+                "timezone",
+                format!(
+                    "`{timezone}` is not a UTC offset: write it like +08:00, -05:30 or UTC (zone names such as Asia/Shanghai are not supported)"
+                ),
+            );
+        }
+        let admin = self.admin(&raw.admin);
         Config {
             path: self.file.clone(),
             listen,
@@ -371,7 +448,31 @@ impl Validator<'_> {
             routes,
             people,
             templates,
+            timezone,
             delivery,
+            retention,
+            admin,
+        }
+    }
+
+    fn admin(&mut self, raw: &raw::RawAdmin) -> AdminSettings {
+        let token = self
+            .expand_opt("admin.token", &raw.token)
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        if let Some(t) = &token
+            && t.chars().count() < MIN_ADMIN_TOKEN_LEN
+        {
+            // Never echo the value.
+            self.problem(
+                "admin.token",
+                format!(
+                    "is too short: use at least {MIN_ADMIN_TOKEN_LEN} random characters (e.g. `openssl rand -hex 24`), or leave it empty to turn the admin API off"
+                ),
+            );
+        }
+        AdminSettings {
+            token: token.map(Secret::new),
         }
     }
 
@@ -418,6 +519,11 @@ impl Validator<'_> {
                 d.connect_timeout,
             ),
             timeout: self.duration("delivery.timeout", &raw.timeout, d.timeout),
+            rate_limit_pause: self.duration(
+                "delivery.rate_limit_pause",
+                &raw.rate_limit_pause,
+                d.rate_limit_pause,
+            ),
         };
         if settings.workers == 0 {
             self.problem("delivery.workers", "must be at least 1");
@@ -573,6 +679,12 @@ impl Validator<'_> {
             .rate
             .as_ref()
             .map(|r| self.rate(&format!("{key}.rate"), r));
+        let digest_after = self.duration(
+            &format!("{key}.digest_after"),
+            &raw.digest_after,
+            DEFAULT_DIGEST_AFTER,
+        );
+        let digest_after = (raw.digest != Some(false)).then_some(digest_after);
         Some(Channel {
             name: name.to_owned(),
             platform: platform?,
@@ -584,6 +696,7 @@ impl Validator<'_> {
             connect_timeout,
             timeout,
             rate,
+            digest_after,
         })
     }
 

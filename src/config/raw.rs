@@ -19,8 +19,29 @@ pub struct RawConfig {
     #[serde(default)]
     pub people: BTreeMap<String, RawPerson>,
     pub templates: Option<String>,
+    /// The zone message times are shown in: `+08:00` (default), `-05:30`, `UTC`.
+    pub timezone: Option<String>,
     #[serde(default)]
     pub delivery: RawDelivery,
+    #[serde(default)]
+    pub retention: RawRetention,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// The admin API and web console: `admin: { token: ... }`; no token (or an empty one) turns
+/// them off.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub delivered: Option<String>,
+    pub dead: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -46,6 +67,10 @@ pub struct RawChannel {
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
     pub rate: Option<RawRate>,
+    /// Merge the backlog into digests when it cannot drain within this long at the
+    /// channel's pace (default 60s); `digest: false` turns digests off.
+    pub digest_after: Option<String>,
+    pub digest: Option<bool>,
 }
 
 /// A channel's own quota, replacing the platform's default.
@@ -90,4 +115,5 @@ pub struct RawDelivery {
     pub retry_cap: Option<String>,
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
+    pub rate_limit_pause: Option<String>,
 }

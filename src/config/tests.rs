@@ -195,3 +195,42 @@ fn invalid_yaml_reports_line() {
     let err = load("sources:\n  g: [\n").unwrap_err();
     assert!(err.0[0].line.is_some());
 }
+
+#[test]
+fn channel_rate_digest_and_retention() {
+    let c = load(
+        r#"
+sources: { g: { password: p } }
+channels:
+  a: { platform: dingtalk, url: "https://x/y?access_token=t", rate: { per_minute: 10, max: 3, per: 2s }, digest_after: 30s }
+  b: { platform: slack, url: "https://x/y", digest: false }
+  c: { platform: slack, url: "https://x/z" }
+retention: { delivered: 1d, dead: 2d }
+"#,
+    )
+    .unwrap();
+    let a = &c.channels["a"];
+    assert_eq!(
+        a.rate.as_deref(),
+        Some(
+            &[
+                RateLimit {
+                    max: 10,
+                    per: Duration::from_secs(60)
+                },
+                RateLimit {
+                    max: 3,
+                    per: Duration::from_secs(2)
+                }
+            ][..]
+        )
+    );
+    assert_eq!(a.digest_after, Some(Duration::from_secs(30)));
+    assert_eq!(c.channels["b"].digest_after, None);
+    assert_eq!(c.channels["c"].digest_after, Some(DEFAULT_DIGEST_AFTER));
+    assert!(c.channels["c"].rate.is_none());
+    assert_eq!(c.retention.delivered, Duration::from_secs(86400));
+    assert_eq!(c.retention.dead, Duration::from_secs(2 * 86400));
+    let err = load("sources: { g: { password: p } }\nchannels:\n  a: { platform: slack, url: \"https://x\", rate: { max: 3 } }\n").unwrap_err();
+    assert_eq!(err.0[0].key, "channels.a.rate");
+}

@@ -2,9 +2,12 @@
 //! the robot's quota, renders, signs, sends, and records the outcome. A slow or failing robot
 //! only ever holds up its own channel.
 
+pub mod digest;
 mod pacer;
+mod retention;
 pub mod retry;
 mod sender;
+mod shorten;
 mod worker;
 
 pub use pacer::{Pacer, Quota, default_quotas};
@@ -16,8 +19,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Channel, Config};
+use crate::message::Audience;
 use crate::platform::{Platform, platform};
-use crate::render::TemplateSet;
+use crate::render::{Reloader, TemplateSet, TemplateStore};
 use crate::store::Store;
 use crate::time_util::now_ms;
 
@@ -25,7 +29,10 @@ use crate::time_util::now_ms;
 pub struct ChannelRuntime {
     pub channel: Channel,
     pub platform: &'static dyn Platform,
-    pub templates: Arc<TemplateSet>,
+    /// Hot-swappable: take `templates.current()` for each message.
+    pub templates: Arc<TemplateStore>,
+    /// `people:` and the routes, for @mentions.
+    pub audience: Arc<Audience>,
     pub client: reqwest::Client,
     /// Shared by every channel that posts to the same robot URL: one robot, one budget.
     pub pacer: Arc<Mutex<Pacer>>,
@@ -43,10 +50,10 @@ pub struct Dispatcher {
 /// Resolves each channel's templates: its own folder, else the config's, else built-ins.
 pub fn channel_templates(
     config: &Config,
-) -> Result<HashMap<String, Arc<TemplateSet>>, crate::render::TemplateError> {
+) -> Result<HashMap<String, Arc<TemplateStore>>, crate::render::TemplateError> {
     let mut by_source: HashMap<
         (crate::platform::PlatformKind, Option<std::path::PathBuf>),
-        Arc<TemplateSet>,
+        Arc<TemplateStore>,
     > = HashMap::new();
     let mut out = HashMap::new();
     for (name, channel) in &config.channels {
@@ -58,7 +65,11 @@ pub fn channel_templates(
         let set = match by_source.get(&key) {
             Some(set) => set.clone(),
             None => {
-                let set = Arc::new(TemplateSet::load(channel.platform, dir.as_deref())?);
+                let set = Arc::new(TemplateStore::load(
+                    channel.platform,
+                    dir.as_deref(),
+                    &config.timezone,
+                )?);
                 by_source.insert(key, set.clone());
                 set
             }
@@ -73,7 +84,7 @@ impl Dispatcher {
     pub fn start(
         config: &Config,
         store: Arc<dyn Store>,
-        templates: &HashMap<String, Arc<TemplateSet>>,
+        templates: &HashMap<String, Arc<TemplateStore>>,
     ) -> Dispatcher {
         let owner = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -81,6 +92,7 @@ impl Dispatcher {
         let mut pacers: HashMap<String, Arc<Mutex<Pacer>>> = HashMap::new();
         let mut channels = HashMap::new();
         let mut tasks = Vec::new();
+        let audience = Arc::new(Audience::from_config(config));
         for (name, channel) in &config.channels {
             let pacer = pacers
                 .entry(robot_identity(channel.url.expose()))
@@ -89,16 +101,22 @@ impl Dispatcher {
             let runtime = Arc::new(ChannelRuntime {
                 channel: channel.clone(),
                 platform: platform(channel.platform),
-                templates: templates
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(TemplateSet::builtin(channel.platform))),
+                templates: templates.get(name).cloned().unwrap_or_else(|| {
+                    Arc::new(TemplateStore::fixed(
+                        TemplateSet::builtin(channel.platform).with_timezone(&config.timezone),
+                    ))
+                }),
+                audience: audience.clone(),
                 client: sender::client(channel.connect_timeout, channel.timeout),
                 pacer,
                 notify: Arc::new(Notify::new()),
             });
             channels.insert(name.clone(), runtime.clone());
+            let digest_threshold = channel
+                .digest_after
+                .map(|after| digest::capacity(&channel_quotas(channel), after));
             tasks.push(tokio::spawn(worker::run(worker::Worker {
+                digest_threshold,
                 runtime,
                 store: store.clone(),
                 settings: config.delivery.clone(),
@@ -107,6 +125,16 @@ impl Dispatcher {
                 shutdown: shutdown_rx.clone(),
             })));
         }
+        // Template hot reload: SIGHUP and file changes in the override folders.
+        tasks.push(tokio::spawn(
+            Reloader::new(channels.values().map(|rt| rt.templates.clone()))
+                .run(shutdown_rx.clone()),
+        ));
+        tasks.push(tokio::spawn(retention::run(
+            store.clone(),
+            config.retention,
+            shutdown_rx.clone(),
+        )));
         Dispatcher {
             channels,
             shutdown,

@@ -90,6 +90,7 @@ pub fn decide(
     }
     let delay = match class {
         RetryClass::Signature | RetryClass::TooLarge => Duration::ZERO,
+        RetryClass::RateLimited => after.unwrap_or(settings.rate_limit_pause),
         _ => after.unwrap_or_else(|| {
             backoff(
                 history.attempts_before,
@@ -183,6 +184,19 @@ mod tests {
                 at_ms: 31_000,
                 class: "rate_limited",
                 error: "HTTP 429".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_without_retry_after_pauses_for_the_configured_penalty() {
+        let v = Verdict::retry(RetryClass::RateLimited, "errcode 130101");
+        assert_eq!(
+            decide(&v, history(0, None), 1_000, &settings(), 0.1),
+            Completion::Retry {
+                at_ms: 61_000,
+                class: "rate_limited",
+                error: "errcode 130101".into()
             }
         );
     }

@@ -1,18 +1,21 @@
-//! A channel's worker loop: wait for the pacer's next slot, claim a due delivery, send it,
-//! record the attempt, repeat; sleep until the next due time or a notification when idle.
+//! A channel's worker loop: wait for the pacer's next slot, claim a due delivery (or, when the
+//! backlog cannot drain in time, a batch to merge into a digest), send it, record the attempt,
+//! repeat; sleep until the next due time or a notification when idle.
 
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::ChannelRuntime;
+use super::digest::{self, DigestItem};
 use super::retry::{History, decide};
-use super::sender;
+use super::{ChannelRuntime, sender, shorten};
 use crate::config::DeliverySettings;
 use crate::message;
 use crate::platform::{Reply, RetryClass, SendTarget, Verdict, excerpt, mask_url};
+use crate::render::RenderError;
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, Store};
 use crate::time_util::now_ms;
 
@@ -27,11 +30,18 @@ pub struct Worker {
     pub owner: String,
     pub permits: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
+    /// Backlog above which waiting events are merged into a digest (None: never).
+    pub digest_threshold: Option<u64>,
+}
+
+impl Worker {
+    fn lease_ms(&self) -> i64 {
+        (self.runtime.channel.timeout + Duration::from_secs(10)).as_millis() as i64
+    }
 }
 
 pub async fn run(mut w: Worker) {
     let channel = w.runtime.channel.name.clone();
-    let lease_ms = (w.runtime.channel.timeout + Duration::from_secs(10)).as_millis() as i64;
     loop {
         if *w.shutdown.borrow() {
             break;
@@ -40,41 +50,77 @@ pub async fn run(mut w: Worker) {
         if !w.runtime.channel.dry_run && !wait_for_slot(&mut w).await {
             break;
         }
-        let claimed = match w
-            .store
-            .claim_next(&channel, now_ms(), lease_ms, &w.owner)
-            .await
-        {
-            Ok(c) => c,
+        match next_work(&w, &channel).await {
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "cannot claim deliveries; retrying");
                 if !sleep_or_shutdown(&mut w.shutdown, IDLE_POLL).await {
                     break;
                 }
-                continue;
             }
-        };
-        match claimed {
-            Some(delivery) => {
+            Ok(Work::Idle) => {
+                if !idle(&mut w, &channel).await {
+                    break;
+                }
+            }
+            Ok(work) => {
                 let Ok(_permit) = w.permits.clone().acquire_owned().await else {
                     break;
                 };
-                let span = tracing::info_span!(
-                    "deliver",
-                    delivery = delivery.id,
-                    event = delivery.event_id,
-                    channel = %channel
-                );
-                process(&w, delivery).instrument(span).await;
-            }
-            None => {
-                if !idle(&mut w, &channel).await {
-                    break;
+                match work {
+                    Work::Single(delivery) => {
+                        let span = tracing::info_span!(
+                            "deliver",
+                            delivery = delivery.id,
+                            event = delivery.event_id,
+                            channel = %channel
+                        );
+                        send_single(&w, delivery).instrument(span).await;
+                    }
+                    Work::Digest(batch) => {
+                        let span =
+                            tracing::info_span!("digest", channel = %channel, events = batch.len());
+                        send_digest(&w, batch).instrument(span).await;
+                    }
+                    Work::Idle => {}
                 }
             }
         }
     }
     tracing::debug!(channel = %channel, "worker stopped");
+}
+
+enum Work {
+    Idle,
+    Single(ClaimedDelivery),
+    Digest(Vec<ClaimedDelivery>),
+}
+
+async fn next_work(w: &Worker, channel: &str) -> Result<Work, crate::store::StoreError> {
+    let now = now_ms();
+    if let Some(threshold) = w.digest_threshold {
+        let backlog = w.store.count_due(channel, now).await?;
+        if backlog as u64 > threshold {
+            let batch = w
+                .store
+                .claim_batch(
+                    channel,
+                    now,
+                    w.lease_ms(),
+                    &w.owner,
+                    digest::MAX_ITEMS as i64,
+                )
+                .await?;
+            if batch.len() > 1 {
+                tracing::info!(backlog, "backlog cannot drain in time: sending a digest");
+                return Ok(Work::Digest(batch));
+            }
+            return Ok(batch.into_iter().next().map_or(Work::Idle, Work::Single));
+        }
+    }
+    Ok(w.store
+        .claim_next(channel, now, w.lease_ms(), &w.owner)
+        .await?
+        .map_or(Work::Idle, Work::Single))
 }
 
 /// Waits until the pacer allows a send. Returns false on shutdown.
@@ -120,106 +166,64 @@ async fn sleep_or_shutdown(shutdown: &mut watch::Receiver<bool>, wait: Duration)
     }
 }
 
-/// One attempt at one delivery, recorded whatever happens.
-async fn process(w: &Worker, delivery: ClaimedDelivery) {
-    let rt = &w.runtime;
-    let channel = &rt.channel;
-    let started = SystemTime::now();
-    let started_ms = now_ms();
-    let clock = Instant::now();
-    let mut attempt = AttemptRecord {
-        started_ms,
-        request_url: mask_url(channel.url.expose()),
+fn history(d: &ClaimedDelivery) -> History<'_> {
+    History {
+        attempts_before: d.attempts,
+        created_ms: d.created_ms,
+        last_class: d.last_retry_class.as_deref(),
+    }
+}
+
+fn new_attempt(w: &Worker) -> AttemptRecord {
+    AttemptRecord {
+        started_ms: now_ms(),
+        request_url: mask_url(w.runtime.channel.url.expose()),
         ..Default::default()
-    };
+    }
+}
+
+/// One attempt at one delivery, recorded whatever happens.
+async fn send_single(w: &Worker, delivery: ClaimedDelivery) {
+    let clock = Instant::now();
+    let mut attempt = new_attempt(w);
     let event = &delivery.event;
     let rendered = message::render(
-        &rt.templates,
+        &w.runtime.templates.current(),
         event.kind,
         &event.payload,
         &event.source,
         event.is_test,
         event.received_ms,
+        &message::Target {
+            audience: &w.runtime.audience,
+            channel: &w.runtime.channel.name,
+        },
     );
     let verdict = match rendered {
         Err(e) => Verdict::dead(format!("cannot build the message: {e}")),
-        Ok(body) => {
-            let target = SendTarget {
-                url: channel.url.expose(),
-                secret: channel.secret.as_ref().map(|s| s.expose()),
-                keyword: channel.keyword.as_deref(),
-            };
-            match rt.platform.prepare(&target, body, started) {
-                Err(e) => Verdict::dead(e.to_string()),
-                Ok(request) if channel.dry_run => {
-                    tracing::info!(
-                        platform = %channel.platform,
-                        url = %mask_url(request.url.as_str()),
-                        body = %request.body,
-                        "dry run: rendered and signed, not posted"
-                    );
-                    attempt.reply_excerpt = "dry run: not posted".into();
-                    Verdict::Delivered
-                }
-                Ok(request) => {
-                    attempt.request_url = mask_url(request.url.as_str());
-                    let pace_id = rt.pacer.lock().expect("pacer lock").started();
-                    let result = sender::post(&rt.client, &request).await;
-                    let verdict = match result {
-                        Ok(reply) => {
-                            attempt.http_status = Some(reply.status);
-                            attempt.reply_excerpt = excerpt(&reply.body);
-                            rt.platform.classify(&Reply {
-                                status: reply.status,
-                                retry_after: reply.retry_after,
-                                body: &reply.body,
-                            })
-                        }
-                        Err(e) => Verdict::retry(RetryClass::Transient, e),
-                    };
-                    let mut pacer = rt.pacer.lock().expect("pacer lock");
-                    pacer.finished(pace_id, Instant::now());
-                    if let Verdict::Retry {
-                        class: RetryClass::RateLimited,
-                        after,
-                        ..
-                    } = &verdict
-                    {
-                        let pause = after.unwrap_or(Duration::from_secs(60));
-                        pacer.pause_until(Instant::now() + pause);
-                        tracing::warn!(
-                            pause_s = pause.as_secs(),
-                            "robot rate limit hit: pausing the channel"
-                        );
-                    }
-                    verdict
-                }
+        Ok(mut body) => {
+            // The platform refused this body's size last time: send it shortened.
+            if delivery.last_retry_class.as_deref() == Some("too_large") {
+                shorten::shorten(&mut body);
             }
+            send_body(w, body, &mut attempt).await
         }
     };
     attempt.duration_ms = clock.elapsed().as_millis() as i64;
     let completion = decide(
         &verdict,
-        History {
-            attempts_before: delivery.attempts,
-            created_ms: delivery.created_ms,
-            last_class: delivery.last_retry_class.as_deref(),
-        },
+        history(&delivery),
         now_ms(),
         &w.settings,
         fastrand::f64(),
     );
-    match &completion {
-        Completion::Delivered => tracing::info!(ms = attempt.duration_ms, "delivered"),
-        Completion::Retry { at_ms, error, .. } => tracing::warn!(
-            error = %error,
-            retry_in_ms = at_ms - now_ms(),
-            "delivery failed, will retry"
-        ),
-        Completion::Dead { error } => {
-            tracing::error!(error = %error, "delivery failed permanently")
-        }
-    }
+    log_completion(&completion, attempt.duration_ms);
+    crate::metrics::dispatch().attempt(
+        &w.runtime.channel,
+        &completion,
+        Some(attempt.duration_ms),
+        1,
+    );
     match w
         .store
         .complete(delivery.id, &w.owner, &attempt, &completion)
@@ -229,5 +233,176 @@ async fn process(w: &Worker, delivery: ClaimedDelivery) {
         Ok(false) => tracing::warn!("lease was lost before the attempt was recorded"),
         // The lease will expire and the delivery will be sent again: at-least-once.
         Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
+    }
+}
+
+/// Merges a batch into as few digest messages as the platform's size limit allows: the
+/// oldest events that fit go now, the rest are handed back for the next slot.
+async fn send_digest(w: &Worker, batch: Vec<ClaimedDelivery>) {
+    let clock = Instant::now();
+    let mut attempt = new_attempt(w);
+    // Events that cannot even be parsed are dead on their own, not part of the digest.
+    let mut included: Vec<(ClaimedDelivery, DigestItem)> = Vec::with_capacity(batch.len());
+    for d in batch {
+        let e = &d.event;
+        match message::context(e.kind, &e.payload, &e.source, e.is_test, e.received_ms) {
+            Ok(ctx) => {
+                let item = DigestItem::from_context(&ctx);
+                included.push((d, item));
+            }
+            Err(err) => {
+                let dead = Completion::Dead {
+                    error: format!("cannot build the message: {err}"),
+                };
+                crate::metrics::dispatch().attempt(&w.runtime.channel, &dead, None, 1);
+                if let Err(e) = w.store.complete(d.id, &w.owner, &attempt, &dead).await {
+                    tracing::error!(error = %e, "cannot record the attempt");
+                }
+            }
+        }
+    }
+    if included.is_empty() {
+        return;
+    }
+    let (body, fitted) = match fit_digest(w, &included) {
+        Ok(fit) => fit,
+        Err(e) => {
+            // The digest template is unusable: hand everything back and send one by one.
+            tracing::error!(error = %e, "digest template failed; sending events one by one");
+            let ids: Vec<i64> = included.iter().map(|(d, _)| d.id).collect();
+            if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
+                tracing::error!(error = %e, "cannot release the batch");
+            }
+            let first = included.into_iter().next().map(|(d, _)| d);
+            if let Some(d) = first
+                && let Ok(Some(again)) = w
+                    .store
+                    .claim_next(&d.channel, now_ms(), w.lease_ms(), &w.owner)
+                    .await
+            {
+                send_single(w, again).await;
+            }
+            return;
+        }
+    };
+    let rest: Vec<i64> = included[fitted..].iter().map(|(d, _)| d.id).collect();
+    if !rest.is_empty()
+        && let Err(e) = w.store.release(&rest, &w.owner, now_ms()).await
+    {
+        tracing::error!(error = %e, "cannot release the rest of the batch");
+    }
+    let ids: Vec<i64> = included[..fitted].iter().map(|(d, _)| d.id).collect();
+    let verdict = send_body(w, body, &mut attempt).await;
+    attempt.duration_ms = clock.elapsed().as_millis() as i64;
+    let oldest = &included[0].0;
+    let completion = decide(
+        &verdict,
+        history(oldest),
+        now_ms(),
+        &w.settings,
+        fastrand::f64(),
+    );
+    tracing::info!(events = ids.len(), handed_back = rest.len(), "digest");
+    log_completion(&completion, attempt.duration_ms);
+    crate::metrics::dispatch().attempt(
+        &w.runtime.channel,
+        &completion,
+        Some(attempt.duration_ms),
+        ids.len(),
+    );
+    crate::metrics::dispatch().digest(&w.runtime.channel);
+    if let Err(e) = w
+        .store
+        .complete_many(&ids, &w.owner, &attempt, &completion)
+        .await
+    {
+        tracing::error!(error = %e, "cannot record the digest attempt");
+    }
+}
+
+/// Renders the digest with as many of the oldest items as fit the platform's limits.
+fn fit_digest(
+    w: &Worker,
+    included: &[(ClaimedDelivery, DigestItem)],
+) -> Result<(Value, usize), RenderError> {
+    let items: Vec<DigestItem> = included.iter().map(|(_, i)| i.clone()).collect();
+    let mut n = items.len();
+    loop {
+        let ctx = digest::build(&items[..n]);
+        match w.runtime.templates.current().render_named("digest", &ctx) {
+            Ok(body) => return Ok((body, n)),
+            Err(RenderError::TooLarge { .. }) if n > 1 => n = (n * 3 / 4).clamp(1, n - 1),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Signs and posts a rendered body (or logs it in dry-run mode) and reads the reply.
+async fn send_body(w: &Worker, body: Value, attempt: &mut AttemptRecord) -> Verdict {
+    let rt = &w.runtime;
+    let channel = &rt.channel;
+    let target = SendTarget {
+        url: channel.url.expose(),
+        secret: channel.secret.as_ref().map(|s| s.expose()),
+        keyword: channel.keyword.as_deref(),
+    };
+    let request = match rt.platform.prepare(&target, body, SystemTime::now()) {
+        Ok(r) => r,
+        Err(e) => return Verdict::dead(e.to_string()),
+    };
+    attempt.request_url = mask_url(request.url.as_str());
+    if channel.dry_run {
+        tracing::info!(
+            platform = %channel.platform,
+            url = %attempt.request_url,
+            body = %request.body,
+            "dry run: rendered and signed, not posted"
+        );
+        attempt.reply_excerpt = "dry run: not posted".into();
+        return Verdict::Delivered;
+    }
+    let pace_id = rt.pacer.lock().expect("pacer lock").started();
+    let verdict = match sender::post(&rt.client, &request).await {
+        Ok(reply) => {
+            attempt.http_status = Some(reply.status);
+            attempt.reply_excerpt = excerpt(&reply.body);
+            rt.platform.classify(&Reply {
+                status: reply.status,
+                retry_after: reply.retry_after,
+                body: &reply.body,
+            })
+        }
+        Err(e) => Verdict::retry(RetryClass::Transient, e),
+    };
+    let mut pacer = rt.pacer.lock().expect("pacer lock");
+    pacer.finished(pace_id, Instant::now());
+    if let Verdict::Retry {
+        class: RetryClass::RateLimited,
+        after,
+        ..
+    } = &verdict
+    {
+        let pause = after.unwrap_or(w.settings.rate_limit_pause);
+        pacer.pause_until(Instant::now() + pause);
+        crate::metrics::dispatch().rate_limit_pause(channel);
+        tracing::warn!(
+            pause_s = pause.as_secs(),
+            "robot rate limit hit: pausing the channel"
+        );
+    }
+    verdict
+}
+
+fn log_completion(completion: &Completion, duration_ms: i64) {
+    match completion {
+        Completion::Delivered => tracing::info!(ms = duration_ms, "delivered"),
+        Completion::Retry { at_ms, error, .. } => tracing::warn!(
+            error = %error,
+            retry_in_ms = at_ms - now_ms(),
+            "delivery failed, will retry"
+        ),
+        Completion::Dead { error } => {
+            tracing::error!(error = %error, "delivery failed permanently")
+        }
     }
 }

@@ -34,6 +34,11 @@ pub struct EventContext {
     pub note: Option<Note>,
     /// Event time as Unix milliseconds (from the delivery timestamp, else receipt time).
     pub timestamp_ms: i64,
+    /// Gitee logins written as `@login` in the text of the event: the comment of a new note,
+    /// the description of an issue or pull request being opened. In order of appearance,
+    /// without duplicates (compared case-insensitively), at most 50. Pings only go to the
+    /// logins that `people:` maps (see the `mentions` the renderer adds).
+    pub mentioned_logins: Vec<String>,
     /// The payload exactly as Gitee sent it (minus `password` and `sign`).
     pub raw: Value,
 }
@@ -144,7 +149,10 @@ pub struct PullRequest {
     pub source_repo: String,
     pub target_repo: String,
     pub author: User,
+    /// Gitee's `assignees`: on Gitee the assignees of a pull request are its reviewers.
     pub assignees: Vec<User>,
+    /// The reviewers: a payload's `reviewers` list when it has one, else `assignees`.
+    pub reviewers: Vec<User>,
     pub testers: Vec<User>,
     pub labels: Vec<String>,
     /// Gitee's `action_desc` hint (`source_branch_changed`, `update_label`...), empty if absent.

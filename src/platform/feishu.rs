@@ -3,7 +3,7 @@
 //! DingTalk's roles). open.larksuite.com hooks work the same way.
 
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
@@ -16,9 +16,6 @@ pub struct Feishu;
 pub fn feishu_sign(secret: &str, timestamp_s: &str) -> String {
     hmac_sha256_base64(format!("{timestamp_s}\n{secret}").as_bytes(), b"")
 }
-
-/// Pause after a rate-limit code when Feishu gives no reset time.
-const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
 impl Platform for Feishu {
     fn kind(&self) -> PlatformKind {
@@ -74,7 +71,7 @@ impl Platform for Feishu {
             11232 | 11233 | 11247 | 99991400 => Verdict::Retry {
                 class: RetryClass::RateLimited,
                 reason,
-                after: Some(reply.retry_after.unwrap_or(THROTTLE_PAUSE)),
+                after: reply.retry_after,
             },
             1500 | 2200 => Verdict::retry(RetryClass::Transient, reason),
             19021 => Verdict::retry(RetryClass::Signature, reason),
@@ -114,6 +111,7 @@ mod tests {
     use super::*;
     use crate::platform::dingtalk_sign;
     use serde_json::json;
+    use std::time::Duration;
 
     #[test]
     fn spec_vectors() {

@@ -2,7 +2,7 @@
 //! HTTP 200 with an `errcode`.
 
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
@@ -10,9 +10,6 @@ use super::{
 };
 
 pub struct WeCom;
-
-/// WeCom's minute-level quota lifts after the minute: pause that long.
-const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
 impl Platform for WeCom {
     fn kind(&self) -> PlatformKind {
@@ -59,12 +56,7 @@ impl Platform for WeCom {
             45009 => Verdict::Retry {
                 class: RetryClass::RateLimited,
                 reason,
-                after: Some(
-                    reply
-                        .retry_after
-                        .unwrap_or(THROTTLE_PAUSE)
-                        .max(THROTTLE_PAUSE),
-                ),
+                after: reply.retry_after,
             },
             45002 => Verdict::retry(RetryClass::TooLarge, reason),
             40058 if errmsg.contains("exceed") || errmsg.contains("length") => {
@@ -93,10 +85,14 @@ mod tests {
             verdict(r#"{"errcode":0,"errmsg":"ok"}"#),
             Verdict::Delivered
         );
-        assert!(
-            matches!(verdict(r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
-            Verdict::Retry { class: RetryClass::RateLimited, after: Some(d), .. } if d >= Duration::from_secs(60))
-        );
+        assert!(matches!(
+            verdict(r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+            Verdict::Retry {
+                class: RetryClass::RateLimited,
+                after: None,
+                ..
+            }
+        ));
         assert!(matches!(
             verdict(r#"{"errcode":-1,"errmsg":"busy"}"#),
             Verdict::Retry {

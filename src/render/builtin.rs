@@ -7,7 +7,14 @@ use crate::platform::PlatformKind;
 
 /// The names of the built-in templates, the same for every platform. The event templates are
 /// named after [`crate::gitee::EventKind::as_str`].
-pub const NAMES: [&str; 5] = ["push", "tag_push", "issue", "merge_request", "note"];
+pub const NAMES: [&str; 6] = [
+    "push",
+    "tag_push",
+    "issue",
+    "merge_request",
+    "note",
+    "digest",
+];
 
 macro_rules! embed {
     ($platform:literal) => {
@@ -31,6 +38,10 @@ macro_rules! embed {
             (
                 "note",
                 include_str!(concat!("../../templates/", $platform, "/note.hbs")),
+            ),
+            (
+                "digest",
+                include_str!(concat!("../../templates/", $platform, "/digest.hbs")),
             ),
         ]
     };

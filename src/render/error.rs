@@ -75,12 +75,24 @@ pub enum TemplateError {
         /// The offending line with a caret under the column.
         snippet: String,
     },
-    #[error("{error} (while rendering the sample {sample} event)")]
+    #[error(
+        "{error}{}(while rendering the sample {sample} event)",
+        sample_sep(error)
+    )]
     Sample {
         sample: String,
         #[source]
         error: RenderError,
     },
+}
+
+/// The note about the sample goes on its own line after a multi-line error (an excerpt).
+fn sample_sep(error: &RenderError) -> &'static str {
+    if error.to_string().contains('\n') {
+        "\n    "
+    } else {
+        " "
+    }
 }
 
 fn snippet_suffix(snippet: &str) -> String {

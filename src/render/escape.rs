@@ -16,13 +16,18 @@
 //! | Slack mrkdwn | `&`→`&amp;`, `<`→`&lt;`, `>`→`&gt;` (exactly the three entities Slack decodes; this disarms `<!channel>`, `<@U…>` and `<url\|text>`) |
 //! | Feishu `lark_md` | `&`→`&amp;`, `<`→`&lt;`, `>`→`&gt;` (disarms `<at …>` and `<font …>`), and `](`→`]`U+200B`(` (no injected links) |
 //! | WeCom markdown v1 | `<`→`<`U+200B (disarms `<@userid>` and `<font …>`), `](`→`]`U+200B`(` |
-//! | DingTalk markdown | `<`→`<`U+200B (disarms `<font …>`/HTML), `](`→`]`U+200B`(` |
+//! | DingTalk markdown | `<`→`<`U+200B (disarms `<font …>`/HTML), `](`→`]`U+200B`(`, `@`→`@`U+200B (disarms `@all`, `@<mobile>` and `@<userId>`) |
 //!
 //! Why U+200B (ZERO WIDTH SPACE) for WeCom and DingTalk: neither documents HTML entities in its
 //! markdown, so `&lt;` may be shown literally; a zero-width space after `<` keeps the text
 //! looking exactly as written while the tag/mention parsers no longer see `<font` or `<@`. The
 //! same trick between `]` and `(` stops `[text](url)` from a commit message becoming a link (and
 //! `![](url)` an image) on every markdown platform, with no visible change.
+//!
+//! DingTalk highlights `@<mobile>`/`@<userId>` anywhere in the text when the id is also listed
+//! in the body's `at` object, and `@all` can go with `isAtAll`; a zero-width space after every
+//! `@` of user text means only the relay's own `@id`s (written by the `mention`/`who` helpers,
+//! which bypass this escape) can ever match.
 //!
 //! Text in `plain_text` fields (Slack header/button, Feishu card header/button/note) is not
 //! markup at all; templates write those with the `json` helper, which only JSON-escapes.
@@ -77,7 +82,8 @@ pub fn markup(platform: PlatformKind, s: &str) -> Cow<'_, str> {
             }
         }
         PlatformKind::Wecom | PlatformKind::Dingtalk => {
-            if !s.contains('<') && !s.contains("](") {
+            let at = platform == PlatformKind::Dingtalk;
+            if !s.contains('<') && !s.contains("](") && !(at && s.contains('@')) {
                 return Cow::Borrowed(s);
             }
             let mut out = String::with_capacity(s.len() + 6);
@@ -87,7 +93,7 @@ pub fn markup(platform: PlatformKind, s: &str) -> Cow<'_, str> {
                     out.push(ZWSP);
                 }
                 out.push(c);
-                if c == '<' {
+                if c == '<' || (at && c == '@') {
                     out.push(ZWSP);
                 }
                 prev = c;
@@ -254,9 +260,10 @@ mod tests {
     #[test]
     fn wecom_and_dingtalk_insert_zero_width_space() {
         for p in [Wecom, Dingtalk] {
+            let at = if p == Dingtalk { "@\u{200B}" } else { "@" };
             assert_eq!(
                 markup(p, "<@zhangsan> <font color=\"warning\">x</font>"),
-                "<\u{200B}@zhangsan> <\u{200B}font color=\"warning\">x<\u{200B}/font>"
+                format!("<\u{200B}{at}zhangsan> <\u{200B}font color=\"warning\">x<\u{200B}/font>")
             );
             assert_eq!(
                 markup(p, "![i](http://x) [a](b)"),
@@ -265,6 +272,16 @@ mod tests {
             assert_eq!(markup(p, "a & b > c"), "a & b > c");
             assert!(matches!(markup(p, "no markup here"), Cow::Borrowed(_)));
         }
+    }
+
+    #[test]
+    fn dingtalk_disarms_at_in_user_text() {
+        assert_eq!(
+            markup(Dingtalk, "@all @13800000000 mail bob@x.io"),
+            "@\u{200B}all @\u{200B}13800000000 mail bob@\u{200B}x.io"
+        );
+        // WeCom pings only with <@id>, which `<` already disarms.
+        assert_eq!(markup(Wecom, "@all"), "@all");
     }
 
     #[test]

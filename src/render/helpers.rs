@@ -8,14 +8,16 @@
 //! | `truncate TEXT N` | at most N characters; when cut, the last one is `…` (never splits a char) |
 //! | `first_line TEXT` | the first line, without `\r` |
 //! | `oneline TEXT` | all lines joined with single spaces, for excerpts inside a markdown line |
+//! | `quote TEXT` | every line prefixed with `> ` (a block quote on DingTalk, WeCom and Slack); blank lines dropped |
 //! | `short_sha SHA [N]` | the first N (default 7) characters |
 //! | `default X FALLBACK` | X unless it is null, `""`, `false` or empty; then FALLBACK |
 //! | `join LIST [SEP] [key="field"]` | items joined with SEP (default `", "`); `key` picks a field of object items |
 //! | `plural N ONE MANY` | ONE when N (a number or an array's length) is 1, else MANY (the word only) |
-//! | `time MS [FORMAT] [ZONE]` | Unix milliseconds formatted with a strftime FORMAT (default `%Y-%m-%d %H:%M`) in ZONE (`+08:00` default, `-05:30`, `UTC`) |
+//! | `time MS [FORMAT] [ZONE]` | Unix milliseconds formatted with a strftime FORMAT (default `%Y-%m-%d %H:%M`) in ZONE (`+08:00`, `-05:30`, `UTC`); without ZONE the config's `timezone` (the context's `timezone`, default `+08:00`) |
 //! | `take LIST N` | the first N items of a list (for `{{#each (take push.commits 10)}}`) |
 //! | `sub A B` | A − B |
 //! | `concat A B …` | the texts of all parameters joined (for link texts and URLs) |
+//! | `has_url X [Y …]` | true when a parameter is an http(s) URL (guard a button: `{{#if (has_url a b)}}…{{url a b}}…{{/if}}`) |
 //!
 //! Output helpers write text that is already escaped for the JSON string it sits in, so they are
 //! meant to be used directly (`{{link …}}`), not as subexpressions:
@@ -24,7 +26,9 @@
 //! |---|---|
 //! | `link URL [TEXT]` | the platform's link markup (`[text](url)`, Slack `<url\|text>`), both parts escaped |
 //! | `url X [Y …]` | the first parameter that is an http(s) URL, sanitised (empty if none), for button/`url` fields |
-//! | `json X` | X JSON-string-escaped only, for `plain_text` fields that are not markup |
+//! | `json X` | a text JSON-string-escaped only, for `plain_text` fields that are not markup; a list or object as a whole JSON value (`"atMobiles": {{json mentions.mobiles}}`) |
+//! | `mention PERSON` | the platform's ping for one of `mentions.people` (`<@U123>`, `<at id=ou_1></at>`, `@138…`) |
+//! | `who USER` | a user (`actor`, a reviewer...): their ping when this message mentions them, else their name linked to their profile |
 //!
 //! Handlebars' own `eq ne gt gte lt lte and or not len` and `if unless each with lookup` are
 //! available too.
@@ -56,10 +60,12 @@ pub fn register(registry: &mut Handlebars<'static>, platform: PlatformKind) {
     registry.register_helper("default", Box::new(Value1(default_h)));
     registry.register_helper("join", Box::new(Value1(join_h)));
     registry.register_helper("plural", Box::new(Value1(plural_h)));
-    registry.register_helper("time", Box::new(Value1(time_h)));
+    registry.register_helper("quote", Box::new(Value1(quote_h)));
+    registry.register_helper("time", Box::new(TimeHelper));
     registry.register_helper("take", Box::new(Value1(take_h)));
     registry.register_helper("sub", Box::new(Value1(sub_h)));
     registry.register_helper("concat", Box::new(Value1(concat_h)));
+    registry.register_helper("has_url", Box::new(Value1(has_url_h)));
     registry.register_helper(
         "link",
         Box::new(Raw {
@@ -79,6 +85,20 @@ pub fn register(registry: &mut Handlebars<'static>, platform: PlatformKind) {
         Box::new(Raw {
             platform,
             kind: RawKind::Json,
+        }),
+    );
+    registry.register_helper(
+        "mention",
+        Box::new(Raw {
+            platform,
+            kind: RawKind::Mention,
+        }),
+    );
+    registry.register_helper(
+        "who",
+        Box::new(Raw {
+            platform,
+            kind: RawKind::Who,
         }),
     );
 }
@@ -123,6 +143,22 @@ pub fn oneline(text: &str) -> Cow<'_, str> {
             .collect::<Vec<_>>()
             .join(" "),
     )
+}
+
+/// Every non-blank line of `text` prefixed with `> `, lines joined with `\n`; `>` alone for
+/// a blank text (so a Slack section never ends up empty).
+pub fn quote(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("> {l}"))
+        .collect();
+    if lines.is_empty() {
+        ">".to_owned()
+    } else {
+        lines.join("\n")
+    }
 }
 
 /// The first `n` characters.
@@ -304,7 +340,31 @@ fn plural_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
     Ok(if is_one { one.clone() } else { many.clone() })
 }
 
-fn time_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
+fn quote_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
+    Ok(Value::String(quote(&text(param(args, 0)?))))
+}
+
+/// `time`: reads the default zone from the root context's `timezone`.
+struct TimeHelper;
+
+impl HelperDef for TimeHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let zone = ctx
+            .data()
+            .get("timezone")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_TIME_ZONE);
+        time_h((h, r), zone).map(ScopedJson::Derived)
+    }
+}
+
+fn time_h(args: Args<'_, '_>, default_zone: &str) -> Result<Value, RenderError> {
     let ms = param(args, 0)?;
     let ms = ms
         .as_i64()
@@ -312,7 +372,7 @@ fn time_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
         .or_else(|| ms.as_str().and_then(|s| s.trim().parse().ok()))
         .ok_or_else(|| other(format!("helper `time`: {ms} is not Unix milliseconds")))?;
     let format = opt_param(args, 1)?.map_or(Cow::Borrowed(DEFAULT_TIME_FORMAT), text);
-    let zone = opt_param(args, 2)?.map_or(Cow::Borrowed(DEFAULT_TIME_ZONE), text);
+    let zone = opt_param(args, 2)?.map_or(Cow::Borrowed(default_zone), text);
     format_time(ms, &format, &zone)
         .map(Value::String)
         .map_err(|e| other(format!("helper `time`: {e}")))
@@ -343,6 +403,15 @@ fn sub_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
     }
 }
 
+fn has_url_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
+    for i in 0..args.0.params().len() {
+        if escape::sanitize_url(&text(param(args, i)?)).is_some() {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+
 fn concat_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
     let mut out = String::new();
     for i in 0..args.0.params().len() {
@@ -356,6 +425,8 @@ enum RawKind {
     Link,
     Url,
     Json,
+    Mention,
+    Who,
 }
 
 /// A helper that writes already-escaped text straight to the output.
@@ -369,7 +440,7 @@ impl HelperDef for Raw {
         &self,
         h: &Helper<'rc>,
         r: &'reg Handlebars<'reg>,
-        _: &'rc Context,
+        ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn Output,
     ) -> HelperResult {
@@ -392,9 +463,56 @@ impl HelperDef for Raw {
                 }
                 found
             }
-            RawKind::Json => escape::json_str(&text(param(args, 0)?)),
+            RawKind::Json => match param(args, 0)? {
+                v @ (Value::Array(_) | Value::Object(_)) => v.to_string(),
+                v => escape::json_str(&text(v)),
+            },
+            RawKind::Mention => {
+                let p = param(args, 0)?;
+                let markup = p.get("markup").and_then(Value::as_str).ok_or_else(|| {
+                    other(format!(
+                        "helper `mention`: {p} is not one of `mentions.people` (it has no `markup`)"
+                    ))
+                })?;
+                escape::json_str(markup)
+            }
+            RawKind::Who => {
+                let u = param(args, 0)?;
+                who(self.platform, u, ctx.data())
+            }
         };
         out.write(&s).map_err(RenderError::from)
+    }
+}
+
+/// `who`: the ping of a user this message mentions, else their name (linked to their profile
+/// when they have one), escaped.
+fn who(platform: PlatformKind, user: &Value, root: &Value) -> String {
+    let field = |k: &str| user.get(k).and_then(Value::as_str).unwrap_or("");
+    let login = field("login");
+    if !login.is_empty()
+        && let Some(people) = root.pointer("/mentions/people").and_then(Value::as_array)
+        && let Some(markup) = people
+            .iter()
+            .filter(|p| {
+                p.get("login")
+                    .and_then(Value::as_str)
+                    .is_some_and(|l| l.eq_ignore_ascii_case(login))
+            })
+            .find_map(|p| p.get("markup").and_then(Value::as_str))
+    {
+        return escape::json_str(markup);
+    }
+    let name = if field("name").trim().is_empty() {
+        login
+    } else {
+        field("name")
+    };
+    let name = truncate(name, 40);
+    if escape::sanitize_url(field("url")).is_some() {
+        escape::link(platform, field("url"), &name)
+    } else {
+        escape::escape(platform, &name)
     }
 }
 

@@ -106,8 +106,23 @@ fn schema(msg: impl Into<String>) -> Violation {
     Violation::Schema(msg.into())
 }
 
+/// Bytes the size fitting leaves free under DingTalk's and Feishu's body limits for what the
+/// platform module adds at send time: a keyword (keyword mode) and Feishu's `timestamp` and
+/// `sign`. Keywords longer than about 150 bytes could still push a fitted body over.
+pub const SEND_TIME_RESERVE_BYTES: usize = 256;
+
 /// Checks the shape and the limits of a rendered body.
 pub fn check(platform: PlatformKind, body: &Value) -> Result<(), Violation> {
+    check_with_reserve(platform, body, 0)
+}
+
+/// [`check`] with [`SEND_TIME_RESERVE_BYTES`] kept free under the whole-body limits: the
+/// target of the size fitting.
+pub fn check_fitted(platform: PlatformKind, body: &Value) -> Result<(), Violation> {
+    check_with_reserve(platform, body, SEND_TIME_RESERVE_BYTES)
+}
+
+fn check_with_reserve(platform: PlatformKind, body: &Value, reserve: usize) -> Result<(), Violation> {
     let obj = body
         .as_object()
         .ok_or_else(|| schema("the body is not a JSON object"))?;
@@ -124,7 +139,12 @@ pub fn check(platform: PlatformKind, body: &Value) -> Result<(), Violation> {
                     "`msgtype` is {msgtype:?} but there is no `{msgtype}` object"
                 )));
             }
-            too_large("body", body_bytes(), DINGTALK_MAX_BODY_BYTES, Unit::Bytes)
+            too_large(
+                "body",
+                body_bytes(),
+                DINGTALK_MAX_BODY_BYTES - reserve,
+                Unit::Bytes,
+            )
         }
         PlatformKind::Wecom => {
             let msgtype = obj
@@ -173,7 +193,12 @@ pub fn check(platform: PlatformKind, body: &Value) -> Result<(), Violation> {
                     "`msg_type` is {msg_type:?} but there is no `content` object"
                 )));
             }
-            too_large("body", body_bytes(), FEISHU_MAX_BODY_BYTES, Unit::Bytes)
+            too_large(
+                "body",
+                body_bytes(),
+                FEISHU_MAX_BODY_BYTES - reserve,
+                Unit::Bytes,
+            )
         }
         PlatformKind::Slack => check_slack(obj),
     }

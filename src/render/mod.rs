@@ -4,7 +4,16 @@
 //! (`templates/<platform>/<name>.hbs`, embedded in the binary), with the files of an override
 //! folder replacing them. A template renders the **whole JSON body**; the result is parsed,
 //! checked against the platform's shape and size limits ([`limits`]) and returned as a
-//! [`serde_json::Value`].
+//! [`serde_json::Value`]. A body over a size limit is rendered again from shortened text until
+//! it fits ([`fit`]). [`reload::TemplateStore`] holds a set that can be replaced while the
+//! relay runs (SIGHUP, file changes).
+//!
+//! # The context
+//!
+//! A template renders an [`EventContext`] (serialised as is, including `raw`, the payload as
+//! Gitee sent it) plus two fields added by the renderer: `mentions` (who this message pings on
+//! this platform, see [`mention`]) and `timezone` (the config's `timezone:`, the default zone
+//! of the `time` helper). `docs/templates.md` documents every field with an example.
 //!
 //! # Override folder layout
 //!
@@ -40,8 +49,11 @@
 pub mod builtin;
 pub mod error;
 pub mod escape;
+pub mod fit;
 pub mod helpers;
 pub mod limits;
+pub mod mention;
+pub mod reload;
 pub mod sample;
 
 #[cfg(test)]
@@ -57,6 +69,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::{RenderError, TemplateError, TemplateSource};
+pub use mention::{Mentions, People};
+pub use reload::{Reloader, TemplateStore};
 
 use crate::gitee::EventContext;
 use crate::platform::PlatformKind;
@@ -67,6 +81,17 @@ pub struct TemplateSet {
     platform: PlatformKind,
     registry: Handlebars<'static>,
     sources: BTreeMap<String, TemplateSource>,
+    /// The context's `timezone`: the `time` helper's default zone.
+    timezone: String,
+}
+
+/// What a message is rendered for besides the event: who may be pinged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions<'a> {
+    /// `people:` of the config (None: nobody is mapped).
+    pub people: Option<&'a People>,
+    /// False when the routes turned mentions off for this channel and event.
+    pub mention: bool,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -74,6 +99,7 @@ impl fmt::Debug for TemplateSet {
         f.debug_struct("TemplateSet")
             .field("platform", &self.platform)
             .field("sources", &self.sources)
+            .field("timezone", &self.timezone)
             .finish_non_exhaustive()
     }
 }
@@ -153,18 +179,41 @@ impl TemplateSet {
             platform,
             registry,
             sources,
+            timezone: helpers::DEFAULT_TIME_ZONE.to_owned(),
         })
     }
 
-    /// Renders every template that has [`sample`] events against all of them: unknown fields,
-    /// helper misuse, invalid JSON and over-limit bodies become errors naming the template.
+    /// The same set with another default zone for the `time` helper (`+08:00`, `-05:30`,
+    /// `UTC`; see [`helpers::parse_zone`]). An invalid zone is kept and reported by the `time`
+    /// helper; the config validates `timezone:` before it gets here.
+    pub fn with_timezone(mut self, zone: &str) -> TemplateSet {
+        self.timezone = zone.trim().to_owned();
+        self
+    }
+
+    /// The `time` helper's default zone.
+    pub fn timezone(&self) -> &str {
+        &self.timezone
+    }
+
+    /// Renders every template that has [`sample`] events against all of them, once without
+    /// and once with mentions: unknown fields, helper misuse, invalid JSON and bodies that
+    /// cannot be made to fit become errors naming the template.
     pub fn validate(&self) -> Result<(), TemplateError> {
+        let people = sample::people();
+        let with_mentions = RenderOptions {
+            people: Some(&people),
+            mention: true,
+        };
         for (label, ctx) in sample::contexts() {
             if self.registry.has_template(ctx.event.as_str()) {
-                self.render(&ctx).map_err(|error| TemplateError::Sample {
-                    sample: label,
-                    error,
-                })?;
+                for opts in [RenderOptions::default(), with_mentions] {
+                    self.render_with(&ctx, &opts)
+                        .map_err(|error| TemplateError::Sample {
+                            sample: label.clone(),
+                            error,
+                        })?;
+                }
             }
         }
         Ok(())
@@ -174,14 +223,78 @@ impl TemplateSet {
         self.platform
     }
 
-    /// Renders the template of `ctx.event` into the request body.
+    /// Renders the template of `ctx.event` into the request body, pinging nobody.
     pub fn render(&self, ctx: &EventContext) -> Result<Value, RenderError> {
-        self.render_named(ctx.event.as_str(), ctx)
+        self.render_with(ctx, &RenderOptions::default())
+    }
+
+    /// Renders the template of `ctx.event` into the request body, with the `mentions` that
+    /// `opts` allow, fitted to the platform's size limits ([`fit`]).
+    pub fn render_with(
+        &self,
+        ctx: &EventContext,
+        opts: &RenderOptions<'_>,
+    ) -> Result<Value, RenderError> {
+        let data = self.context_value(ctx, opts);
+        self.render_data(ctx.event.as_str(), &data)
+    }
+
+    /// Renders template `name` with arbitrary data, fitted to the platform's size limits like
+    /// [`TemplateSet::render_with`]. `timezone` and an empty `mentions` are added to object
+    /// data that has none.
+    pub fn render_data(&self, name: &str, data: &Value) -> Result<Value, RenderError> {
+        let mut data = data.clone();
+        self.add_defaults(&mut data);
+        fit::fit(&data, |d| self.render_checked(name, d))
+    }
+
+    fn add_defaults(&self, data: &mut Value) {
+        if let Value::Object(map) = data {
+            map.entry("timezone")
+                .or_insert_with(|| Value::String(self.timezone.clone()));
+            map.entry("mentions").or_insert_with(|| {
+                serde_json::to_value(Mentions::default()).unwrap_or(Value::Null)
+            });
+        }
+    }
+
+    /// The exact data a template of `ctx` sees: the context, `mentions` and `timezone`.
+    pub fn context_value(&self, ctx: &EventContext, opts: &RenderOptions<'_>) -> Value {
+        let mentions = match opts.people {
+            Some(people) => mention::compute(self.platform, ctx, people, opts.mention),
+            None => Mentions {
+                enabled: opts.mention,
+                ..Mentions::default()
+            },
+        };
+        let mut data = serde_json::to_value(ctx).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut data {
+            map.insert(
+                "mentions".into(),
+                serde_json::to_value(mentions).unwrap_or(Value::Null),
+            );
+            map.insert("timezone".into(), Value::String(self.timezone.clone()));
+        }
+        data
     }
 
     /// Renders template `name` with any data (for digests, test messages...): parses the JSON
-    /// and checks the platform's shape and limits.
+    /// and checks the platform's shape and limits (keeping room for a keyword and a
+    /// signature, see [`limits::check_fitted`]). No size fitting: a body over a limit is
+    /// [`RenderError::TooLarge`]. `timezone` and an empty `mentions` are added to object data
+    /// that has none (so an event template can render a bare context).
     pub fn render_named(&self, name: &str, data: &impl Serialize) -> Result<Value, RenderError> {
+        let mut data = serde_json::to_value(data).map_err(|e| RenderError::Template {
+            template: self.source_of(name),
+            line: None,
+            column: None,
+            reason: format!("the data cannot be serialised: {e}"),
+        })?;
+        self.add_defaults(&mut data);
+        self.render_checked(name, &data)
+    }
+
+    fn render_checked(&self, name: &str, data: &Value) -> Result<Value, RenderError> {
         let text = self.render_text(name, data)?;
         let template = self.source_of(name);
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
@@ -197,7 +310,7 @@ impl TemplateSet {
                 found: json_kind(&value),
             });
         }
-        limits::check(self.platform, &value).map_err(|v| match v {
+        limits::check_fitted(self.platform, &value).map_err(|v| match v {
             limits::Violation::Schema(reason) => RenderError::Schema {
                 template: template.clone(),
                 platform: self.platform,
@@ -212,7 +325,8 @@ impl TemplateSet {
         Ok(value)
     }
 
-    /// The rendered text of template `name`, not parsed (for debugging a template).
+    /// The rendered text of template `name`, not parsed (for debugging a template). The data
+    /// is used as is (see [`TemplateSet::context_value`] for what event templates expect).
     pub fn render_text(&self, name: &str, data: &impl Serialize) -> Result<String, RenderError> {
         if !self.registry.has_template(name) {
             return Err(RenderError::NoTemplate {

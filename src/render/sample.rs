@@ -61,6 +61,7 @@ pub fn base(event: EventKind, action: &str) -> EventContext {
         pull_request: None,
         note: None,
         timestamp_ms: 1_700_000_000_000,
+        mentioned_logins: Vec::new(),
     }
 }
 
@@ -157,6 +158,7 @@ pub fn pull_request(action: &str, action_desc: &str) -> EventContext {
         target_repo: "acme/app".into(),
         author: user("bob", "Bob"),
         assignees: vec![user("carol", "Carol"), user("dave", "Dave")],
+        reviewers: vec![user("carol", "Carol"), user("dave", "Dave")],
         testers: vec![user("erin", "Erin")],
         labels: vec!["bug".into(), "security".into()],
         action_desc: action_desc.into(),
@@ -238,8 +240,11 @@ pub fn note(action: &str, on: &str) -> EventContext {
     };
     let url = format!("{}#note_1234", target.url);
     ctx.url = url.clone();
+    if action == "comment" {
+        ctx.mentioned_logins = vec!["erin".into()];
+    }
     ctx.note = Some(Note {
-        body: "Looks good to me.\n\nOne nit: rename `x`.".into(),
+        body: "Looks good to me, @erin please test.\n\nOne nit: rename `x`.".into(),
         url,
         noteable_type: noteable_type.into(),
         on: on.into(),
@@ -247,6 +252,39 @@ pub fn note(action: &str, on: &str) -> EventContext {
         author: ctx.actor.clone(),
     });
     ctx
+}
+
+/// A `people:` map for the samples: carol and erin mapped on every platform (erin by mobile
+/// number on DingTalk and WeCom), dave on Slack only; bob is not mapped.
+pub fn people() -> super::People {
+    use crate::config::Person;
+    let mut p = super::People::new();
+    p.insert(
+        "carol".into(),
+        Person {
+            dingtalk: Some("carol.ding".into()),
+            wecom: Some("carol".into()),
+            feishu: Some("ou_carol".into()),
+            slack: Some("U0CAROL".into()),
+        },
+    );
+    p.insert(
+        "erin".into(),
+        Person {
+            dingtalk: Some("13800000005".into()),
+            wecom: Some("13800000005".into()),
+            feishu: Some("ou_erin".into()),
+            slack: Some("U0ERIN".into()),
+        },
+    );
+    p.insert(
+        "dave".into(),
+        Person {
+            slack: Some("U0DAVE".into()),
+            ..Person::default()
+        },
+    );
+    p
 }
 
 /// Every sample, labelled `event/variant`.

@@ -118,9 +118,15 @@ fn assert_schema(p: PlatformKind, body: &Value, label: &str) {
                 .iter()
                 .map(|e| e["tag"].as_str().unwrap())
                 .collect();
-            assert_eq!(tags, ["div", "action", "note"], "{label}");
+            assert_eq!(tags.first(), Some(&"div"), "{label}");
+            assert_eq!(tags.last(), Some(&"note"), "{label}");
+            assert!(
+                tags == ["div", "action", "note"] || tags == ["div", "hr", "div", "action", "note"],
+                "{label}: {tags:?}"
+            );
             assert_eq!(card["elements"][0]["text"]["tag"], "lark_md");
-            let url = card["elements"][1]["actions"][0]["url"].as_str().unwrap();
+            let action = &card["elements"][tags.len() - 2];
+            let url = action["actions"][0]["url"].as_str().unwrap();
             assert!(url.starts_with("https://"), "{label}: {url}");
         }
         PlatformKind::Slack => {
@@ -155,7 +161,7 @@ fn builtins_compile_and_pass_validation_on_every_platform() {
         assert_eq!(set.platform(), p);
         assert_eq!(
             set.names(),
-            ["issue", "merge_request", "note", "push", "tag_push"]
+            ["digest", "issue", "merge_request", "note", "push", "tag_push"]
         );
         set.validate().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -213,11 +219,7 @@ fn wording_per_event_and_action() {
         ),
         (
             "push/delete",
-            vec![
-                "deleted branch main",
-                "branch main deleted",
-                "View repository",
-            ],
+            vec!["deleted branch", "branch main deleted", "View repository"],
         ),
         ("push/many", vec!["pushed 25 commits", "more", "/compare/"]),
         ("push/test", vec!["[Test] acme/app"]),
@@ -233,7 +235,7 @@ fn wording_per_event_and_action() {
         ),
         (
             "tag_push/delete",
-            vec!["deleted tag v1.2.0", "tag v1.2.0 deleted"],
+            vec!["deleted tag", "tag v1.2.0 deleted", "View tags", "/tags"],
         ),
         (
             "merge_request/open",
@@ -274,11 +276,11 @@ fn wording_per_event_and_action() {
         ("merge_request/approved", vec!["approved pull request"]),
         (
             "merge_request/tested",
-            vec!["marked as tested pull request", "Erin"],
+            vec!["marked pull request", "as tested", "Erin"],
         ),
         (
             "merge_request/assign",
-            vec!["assigned pull request", "to Carol, Dave"],
+            vec!["assigned pull request", "Carol", "Dave", "PR #42 assigned"],
         ),
         ("merge_request/other", vec!["reopen pull request"]),
         (
@@ -287,14 +289,23 @@ fn wording_per_event_and_action() {
                 "opened issue",
                 "#I4CYEO Login fails with 500",
                 "/issues/I4CYEO",
-                "Steps: 1. open /login 2. submit",
+                "1. open /login",
+                "2. submit",
                 "issue #I4CYEO opened",
                 "View issue",
             ],
         ),
         (
             "issue/state_change",
-            vec!["changed the state of issue", "to 已完成", "→ 已完成"],
+            vec!["closed issue", "issue #I4CYEO closed"],
+        ),
+        (
+            "issue/state_change-progressing",
+            vec!["moved issue", "to ", "进行中", "issue #I4CYEO → 进行中"],
+        ),
+        (
+            "issue/state_change-rejected",
+            vec!["moved issue", "已拒绝", "issue #I4CYEO → 已拒绝"],
         ),
         (
             "issue/assign",
@@ -310,7 +321,8 @@ fn wording_per_event_and_action() {
             vec![
                 "commented on issue",
                 "#I4CYEO Login fails with 500",
-                "Looks good to me. One nit: rename `x`.",
+                "Looks good to me, @",
+                "One nit: rename `x`.",
                 "#note_1234",
                 "comment on issue #I4CYEO",
             ],
@@ -525,6 +537,8 @@ fn hostile_text_in_every_field_stays_valid_json_and_inert_markup() {
         for (label, ctx) in sample::contexts() {
             let mut data = serde_json::to_value(&ctx).unwrap();
             poison(&mut data, h, "");
+            data["mentions"] = serde_json::to_value(Mentions::default()).unwrap();
+            data["timezone"] = "+08:00".into();
             for set in &sets {
                 let p = set.platform();
                 let body = set
@@ -635,9 +649,12 @@ fn huge_fields_are_truncated_within_every_limit() {
             commits.resize(20, first);
         }
         for p in PlatformKind::ALL {
-            TemplateSet::builtin(p)
-                .render_named(ctx.event.as_str(), &data)
+            let body = TemplateSet::builtin(p)
+                .render_data(ctx.event.as_str(), &data)
                 .unwrap_or_else(|e| panic!("{p} {label}: {e}"));
+            // Shortened, not emptied: the huge text still shows, cut with an ellipsis.
+            let all = texts(&body);
+            assert!(all.contains("长长长长长长长长") && all.contains('…'), "{p} {label}");
         }
     }
 }
@@ -646,9 +663,9 @@ fn huge_fields_are_truncated_within_every_limit() {
 fn unknown_names_and_non_objects_are_errors() {
     let set = TemplateSet::builtin(PlatformKind::Slack);
     let e = set
-        .render_named("digest", &serde_json::json!({}))
+        .render_named("nope", &serde_json::json!({}))
         .unwrap_err();
-    assert_eq!(e.to_string(), "no template \"digest\" for slack");
+    assert_eq!(e.to_string(), "no template \"nope\" for slack");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -683,7 +700,7 @@ fn an_override_folder_replaces_exactly_one_template() {
     }
     assert_eq!(
         set.names(),
-        ["_sig", "issue", "merge_request", "note", "push", "tag_push"]
+        ["_sig", "digest", "issue", "merge_request", "note", "push", "tag_push"]
     );
     let body = set.render(&sample("push/push")).unwrap();
     assert_eq!(body, serde_json::json!({"text": "custom Alice — acme/app"}));
@@ -760,9 +777,13 @@ fn a_template_that_renders_invalid_json_shows_where() {
 
 #[test]
 fn limits_and_schema_are_checked_at_load() {
+    // Fixed text over the limit: nothing to shorten.
     let (path, msg) = load_err(
         "wecom/push.hbs",
-        "{\"msgtype\": \"markdown\", \"markdown\": {\"content\": \"x{{#each (take push.commits 10)}}{{this.url}}{{this.url}}{{this.url}}{{this.url}}{{this.url}}{{this.url}}{{this.url}}{{this.url}}{{/each}}\"}}",
+        &format!(
+            "{{\"msgtype\": \"markdown\", \"markdown\": {{\"content\": \"{}{{{{summary}}}}\"}}}}",
+            "x".repeat(4100)
+        ),
     );
     assert!(
         msg.starts_with(&format!(
@@ -814,7 +835,7 @@ fn override_layout_mistakes_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "examples/whatever.txt", "");
     let set = TemplateSet::load(PlatformKind::Wecom, Some(dir.path())).unwrap();
-    assert_eq!(set.names().len(), 5);
+    assert_eq!(set.names().len(), 6);
 }
 
 #[test]

@@ -5,10 +5,23 @@
 //! its lease, so a delivery whose sender crashed becomes due again by itself when the lease
 //! runs out: nothing accepted is ever lost, at the price of at-least-once delivery.
 
+pub mod admin;
 mod group_commit;
+mod postgres;
+mod postgres_admin;
 mod sqlite;
+mod sqlite_admin;
+#[doc(hidden)]
+pub mod test_db;
 
+#[cfg(test)]
+mod postgres_tests;
+#[cfg(test)]
+mod suite;
+
+pub use admin::AdminStore;
 pub use group_commit::IngestWriter;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

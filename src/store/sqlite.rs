@@ -59,7 +59,7 @@ const SCHEMA: &[&str] = &[
 ];
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {

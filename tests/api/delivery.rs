@@ -173,7 +173,7 @@ async fn permanent_errors_are_dead_after_one_attempt_with_the_platforms_words() 
 #[tokio::test]
 async fn a_test_delivery_is_relayed_and_marked_as_a_test() {
     let app = TestRelay::spawn().await;
-    let ts = now_ms().to_string();
+    let ts = unique_ts();
     let sig = gitee_relay::gitee::auth::gitee_signature(GITEE_SECRET, &ts);
     let resp = app
         .post(

@@ -105,6 +105,7 @@ delivery:
   retry_first: 100ms
   retry_cap: 400ms
   timeout: 2s
+  rate_limit_pause: 1s
 {extra}
 "#,
         store = store.display(),
@@ -196,6 +197,22 @@ impl TestRelay {
 
 pub fn now_ms() -> i64 {
     gitee_relay::time_util::now_ms()
+}
+
+/// A Gitee timestamp for a new delivery: now, but never the same as one handed out before.
+/// The relay accepts a (timestamp, token) pair once (replay protection), and the token of a
+/// source depends only on the timestamp, so two deliveries must not share a millisecond.
+pub fn unique_ts() -> String {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now_ms().max(last + 1);
+        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next.to_string(),
+            Err(actual) => last = actual,
+        }
+    }
 }
 
 /// The crate's own sample payloads and quirky fixtures.

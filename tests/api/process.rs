@@ -83,8 +83,12 @@ impl Proc {
             .count()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
-        self.child.kill().unwrap();
+        let _ = self.child.kill();
         self.child.wait().unwrap();
     }
 
@@ -112,7 +116,7 @@ pub async fn send_signed(
     event: &str,
     body: &[u8],
 ) -> reqwest::Response {
-    let ts = now_ms().to_string();
+    let ts = unique_ts();
     client
         .post(url)
         .header("X-Gitee-Event", event)

@@ -271,6 +271,8 @@ struct Specific {
     issue: Option<ctx::Issue>,
     pull_request: Option<ctx::PullRequest>,
     note: Option<ctx::Note>,
+    /// The text whose `@login`s are mentioned (a new comment, a new description).
+    mention_text: String,
 }
 
 impl Delivery {
@@ -373,6 +375,7 @@ impl Delivery {
             pull_request: s.pull_request,
             note: s.note,
             timestamp_ms: env.timestamp().unwrap_or(received_ms),
+            mentioned_logins: at_logins(&s.mention_text),
             raw,
         }
     }
@@ -586,6 +589,11 @@ fn issue_ctx(base: &Base, action: &str, h: &gt::IssueHook) -> Specific {
     Specific {
         summary,
         url: issue.url.clone(),
+        mention_text: if action == "open" {
+            issue.body.clone()
+        } else {
+            String::new()
+        },
         issue: Some(issue),
         ..Specific::default()
     }
@@ -659,6 +667,11 @@ fn map_pr(
             top.and_then(|h| h.author.as_ref()),
         ])),
         assignees: users(&p.assignees, p.assignee.as_ref()),
+        reviewers: if p.reviewers.iter().any(|u| !u.is_blank()) {
+            users(&p.reviewers, None)
+        } else {
+            users(&p.assignees, p.assignee.as_ref())
+        },
         testers: users(&p.testers, p.tester.as_ref()),
         labels: labels(&p.labels),
         action_desc: t(|h| &h.action_desc).trim().to_owned(),
@@ -733,6 +746,11 @@ fn pr_ctx(base: &Base, action: &str, h: &gt::MergeRequestHook) -> Specific {
     Specific {
         summary,
         url: pr.url.clone(),
+        mention_text: if action == "open" {
+            pr.body.clone()
+        } else {
+            String::new()
+        },
         pull_request: Some(pr),
         ..Specific::default()
     }
@@ -870,18 +888,25 @@ fn note_ctx(base: &Base, action: &str, h: &gt::NoteHook) -> Specific {
         NoteOn::Commit => format!("commit{} in {repo}", prefixed(" ", &target.reference)),
         NoteOn::Repository => repo,
     };
-    let summary = match action {
-        "edited" | "edit" | "update" => format!("{who} edited a comment on {what}"),
-        "deleted" | "delete" => format!("{who} deleted a comment on {what}"),
-        _ => format!("{who} commented on {what}"),
+    let (summary, new_comment) = match action {
+        "edited" | "edit" | "update" => (format!("{who} edited a comment on {what}"), false),
+        "deleted" | "delete" => (format!("{who} deleted a comment on {what}"), false),
+        _ => (format!("{who} commented on {what}"), true),
     };
+    let body = first([comment.map_or("", |c| c.body.as_str()), h.note.as_str()]);
     Specific {
         summary,
         url,
         issue,
         pull_request,
+        // An edit or a deletion must not ping the people of the comment a second time.
+        mention_text: if new_comment {
+            body.clone()
+        } else {
+            String::new()
+        },
         note: Some(ctx::Note {
-            body: first([comment.map_or("", |c| c.body.as_str()), h.note.as_str()]),
+            body,
             url: first([comment.map_or("", |c| c.html_url.as_str()), h.url.as_str()]),
             noteable_type: h.noteable_type.clone(),
             on: on.as_str().to_owned(),
@@ -899,4 +924,42 @@ fn prefixed(prefix: &str, s: &str) -> String {
     } else {
         format!("{prefix}{s}")
     }
+}
+
+/// The most `@login`s taken from one text.
+const MAX_AT_LOGINS: usize = 50;
+
+/// The Gitee logins written as `@login` in `text`, in order, without duplicates (compared
+/// case-insensitively). A login is letters, digits, `_`, `-` and `.` (not at its end), right
+/// after an `@` that does not follow a letter, digit or one of `_-.` (so `bob@example.com` is
+/// not a mention) and that is not inside a code span.
+pub(crate) fn at_logins(text: &str) -> Vec<String> {
+    let is_login_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut out: Vec<String> = Vec::new();
+    let mut prev = ' ';
+    let mut in_code = false;
+    for (i, c) in text.char_indices() {
+        if c == '`' {
+            in_code = !in_code;
+        } else if c == '@' && !in_code && !is_login_char(prev) && prev != '@' {
+            let rest = &text[i + 1..];
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| !is_login_char(c))
+                .map_or(rest.len(), |(j, _)| j);
+            let login = rest[..end].trim_end_matches(['.', '-']);
+            if !login.is_empty()
+                && login.len() <= 64
+                && login.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && !out.iter().any(|l| l.eq_ignore_ascii_case(login))
+            {
+                out.push(login.to_owned());
+                if out.len() == MAX_AT_LOGINS {
+                    break;
+                }
+            }
+        }
+        prev = c;
+    }
+    out
 }

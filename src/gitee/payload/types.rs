@@ -442,6 +442,9 @@ pub struct PullRequest {
     pub tester: Option<User>,
     #[serde(deserialize_with = "de::list")]
     pub testers: Vec<User>,
+    /// Not in the captures (Gitee's reviewers are `assignees`); read when present.
+    #[serde(deserialize_with = "de::list")]
+    pub reviewers: Vec<User>,
     #[serde(deserialize_with = "de::flag")]
     pub need_review: bool,
     #[serde(deserialize_with = "de::flag")]

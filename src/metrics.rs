@@ -1,0 +1,300 @@
+//! Prometheus metrics (prometheus-client), served at `/metrics`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `gitee_relay_events_received_total` | source, kind, result | webhooks answered, by outcome |
+//! | `gitee_relay_deliveries_total` | channel, platform, outcome | deliveries per attempt outcome: delivered, retry, dead |
+//! | `gitee_relay_attempt_duration_seconds` | channel, platform | histogram of robot requests (a digest is one) |
+//! | `gitee_relay_digests_total` | channel, platform | digest messages sent (merging a backlog) |
+//! | `gitee_relay_rate_limit_pauses_total` | channel, platform | a robot reported its rate limit and the channel paused |
+//! | `gitee_relay_queue_deliveries` | channel, state | deliveries in the store per state (read at each scrape) |
+//! | `gitee_relay_build_info` | version | always 1 |
+//!
+//! Each relay has its own [`Metrics`] (in the HTTP state). The dispatcher's families
+//! ([`DispatchMetrics`]) are process-wide ([`dispatch`]) because the dispatcher's workers have no
+//! handle on the HTTP state; every relay's registry shows them. One process runs one relay, so
+//! the numbers are that relay's; in tests that start several relays in one process they add up.
+//!
+//! Label values come from the config (channel and source names, platforms) or from fixed
+//! lists (kinds, results, outcomes, states), so a client cannot create series at will: an
+//! unknown source or event is counted as `unknown`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+
+use crate::config::{Channel, Config};
+use crate::store::admin::QueueCount;
+use crate::store::{Completion, DeliveryState};
+
+/// Label sets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub source: String,
+    pub kind: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub channel: String,
+    pub platform: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+    pub platform: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub channel: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// Upper bounds of the attempt duration buckets, in seconds (robots answer in tens of
+/// milliseconds; timeouts are seconds).
+const DURATION_BUCKETS: [f64; 11] = [
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+];
+
+type HistogramFamily = Family<ChannelLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// What the dispatcher records: one family each, shared by every registry in the process.
+pub struct DispatchMetrics {
+    deliveries: Family<DeliveryLabels, Counter>,
+    attempt_duration: HistogramFamily,
+    digests: Family<ChannelLabels, Counter>,
+    rate_limit_pauses: Family<ChannelLabels, Counter>,
+}
+
+static DISPATCH: LazyLock<DispatchMetrics> = LazyLock::new(|| DispatchMetrics {
+    deliveries: Family::default(),
+    attempt_duration: Family::new_with_constructor(duration_histogram),
+    digests: Family::default(),
+    rate_limit_pauses: Family::default(),
+});
+
+/// The process's dispatcher metrics.
+pub fn dispatch() -> &'static DispatchMetrics {
+    &DISPATCH
+}
+
+fn channel_labels(channel: &Channel) -> ChannelLabels {
+    ChannelLabels {
+        channel: channel.name.clone(),
+        platform: channel.platform.as_str().to_owned(),
+    }
+}
+
+/// The `outcome` label of a completion.
+pub fn outcome(completion: &Completion) -> &'static str {
+    match completion {
+        Completion::Delivered => "delivered",
+        Completion::Retry { .. } => "retry",
+        Completion::Dead { .. } => "dead",
+    }
+}
+
+impl DispatchMetrics {
+    /// One attempt that carried `deliveries` deliveries (more than one for a digest) ended
+    /// with `completion` after `duration_ms`. `duration_ms` None: nothing was sent (the
+    /// message could not be built), so no duration is observed.
+    pub fn attempt(
+        &self,
+        channel: &Channel,
+        completion: &Completion,
+        duration_ms: Option<i64>,
+        deliveries: usize,
+    ) {
+        let labels = channel_labels(channel);
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                channel: labels.channel.clone(),
+                platform: labels.platform.clone(),
+                outcome: outcome(completion).to_owned(),
+            })
+            .inc_by(deliveries as u64);
+        if let Some(ms) = duration_ms {
+            self.attempt_duration
+                .get_or_create(&labels)
+                .observe(ms.max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// A digest message was sent (whatever its outcome).
+    pub fn digest(&self, channel: &Channel) {
+        self.digests.get_or_create(&channel_labels(channel)).inc();
+    }
+
+    /// The robot reported its rate limit and the channel paused.
+    pub fn rate_limit_pause(&self, channel: &Channel) {
+        self.rate_limit_pauses
+            .get_or_create(&channel_labels(channel))
+            .inc();
+    }
+}
+
+/// The metrics of one relay: its registry, the webhook counters and the queue gauges.
+pub struct Metrics {
+    registry: Registry,
+    events: Family<EventLabels, Counter>,
+    queue: Family<QueueLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("gitee_relay");
+        let events = Family::<EventLabels, Counter>::default();
+        let queue = Family::<QueueLabels, Gauge>::default();
+        let d = dispatch();
+        registry.register(
+            "events_received",
+            "Webhooks answered, by source, event kind and result (accepted, unauthorized, bad_request, ...)",
+            events.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Deliveries by the outcome of their attempt: delivered, retry (will be tried again) or dead",
+            d.deliveries.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "Time from the start of an attempt to the robot's reply (or the failure)",
+            d.attempt_duration.clone(),
+        );
+        registry.register(
+            "digests",
+            "Digest messages sent: a backlog merged into one message to stay within the robot's quota",
+            d.digests.clone(),
+        );
+        registry.register(
+            "rate_limit_pauses",
+            "Times a robot reported its rate limit and the channel paused",
+            d.rate_limit_pauses.clone(),
+        );
+        registry.register(
+            "queue_deliveries",
+            "Deliveries in the store by channel and state, read at each scrape",
+            queue.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "The relay's version", build);
+        Metrics {
+            registry,
+            events,
+            queue,
+        }
+    }
+
+    /// A webhook was answered. `source` and `kind` must already be bounded (configured names,
+    /// known kinds, or `unknown`).
+    pub fn event_received(&self, source: &str, kind: &str, result: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                source: source.to_owned(),
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the queue gauges from the store's counts: every configured channel in every
+    /// state (0 when absent), plus channels that only the store still knows.
+    pub fn set_queue(&self, config: &Config, counts: &[QueueCount]) {
+        const STATES: [DeliveryState; 5] = [
+            DeliveryState::Pending,
+            DeliveryState::Sending,
+            DeliveryState::Retrying,
+            DeliveryState::Delivered,
+            DeliveryState::Dead,
+        ];
+        for channel in config.channels.keys() {
+            for state in STATES {
+                self.queue
+                    .get_or_create(&QueueLabels {
+                        channel: channel.clone(),
+                        state: state.as_str().to_owned(),
+                    })
+                    .set(0);
+            }
+        }
+        for c in counts {
+            self.queue
+                .get_or_create(&QueueLabels {
+                    channel: c.channel.clone(),
+                    state: c.state.as_str().to_owned(),
+                })
+                .set(c.count);
+        }
+    }
+
+    /// The Prometheus text format (0.0.4), or OpenMetrics text when `openmetrics`.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        let mut out = String::new();
+        let written = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
+        // Writing into a String cannot fail.
+        written.expect("metrics encode into a String");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_family_with_help_and_type() {
+        let m = Metrics::new();
+        m.event_received("gitee", "push", "accepted");
+        let text = m.encode(false);
+        for name in [
+            "gitee_relay_events_received_total",
+            "gitee_relay_deliveries_total",
+            "gitee_relay_attempt_duration_seconds",
+            "gitee_relay_digests_total",
+            "gitee_relay_rate_limit_pauses_total",
+            "gitee_relay_queue_deliveries",
+            "gitee_relay_build_info",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name}")), "{name}:\n{text}");
+        }
+        assert!(
+            text.contains(
+                r#"gitee_relay_events_received_total{source="gitee",kind="push",result="accepted"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(m.encode(true).trim_end().ends_with("# EOF"));
+    }
+}

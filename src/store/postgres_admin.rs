@@ -1,0 +1,234 @@
+//! [`AdminStore`] for the PostgreSQL store: the same queries as `sqlite_admin.rs` with `$n`
+//! placeholders and explicit casts for the optional filters.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::admin::{
+    AdminStore, ChannelActivity, DeliveryFilter, DeliverySummary, EventFilter, EventRecord,
+    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished,
+    like_pattern,
+};
+use super::{DeliveryState, PostgresStore, StoreError};
+use crate::gitee::EventKind;
+
+const EVENT_COLUMNS: &str =
+    "id, source, kind, action, repo, is_test, received_ms, octet_length(payload)::BIGINT AS payload_bytes";
+
+const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.attempts,
+        d.next_attempt_ms, d.created_ms, d.updated_ms, d.last_error,
+        e.source, e.kind, e.action, e.repo, e.is_test, e.received_ms
+    FROM deliveries d JOIN events e ON e.id = d.event_id";
+
+fn kind(text: &str) -> Result<EventKind, StoreError> {
+    EventKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
+}
+
+fn state(text: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
+}
+
+fn event_summary(row: &PgRow) -> Result<EventSummary, StoreError> {
+    Ok(EventSummary {
+        id: row.try_get("id")?,
+        source: row.try_get("source")?,
+        kind: kind(row.try_get::<&str, _>("kind")?)?,
+        action: row.try_get("action")?,
+        repo: row.try_get("repo")?,
+        is_test: row.try_get("is_test")?,
+        received_ms: row.try_get("received_ms")?,
+        payload_bytes: row.try_get("payload_bytes")?,
+    })
+}
+
+fn delivery_summary(row: &PgRow) -> Result<DeliverySummary, StoreError> {
+    Ok(DeliverySummary {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        channel: row.try_get("channel")?,
+        state: state(row.try_get::<&str, _>("state")?)?,
+        attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+        next_attempt_ms: row.try_get("next_attempt_ms")?,
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+        last_error: row.try_get("last_error")?,
+        source: row.try_get("source")?,
+        kind: kind(row.try_get::<&str, _>("kind")?)?,
+        action: row.try_get("action")?,
+        repo: row.try_get("repo")?,
+        is_test: row.try_get("is_test")?,
+        received_ms: row.try_get("received_ms")?,
+    })
+}
+
+fn repo_filter(repo: Option<&str>) -> (Option<&str>, Option<String>) {
+    match repo {
+        Some(r) if r.contains('*') => (None, Some(like_pattern(r))),
+        other => (other, None),
+    }
+}
+
+#[async_trait]
+impl AdminStore for PostgresStore {
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        page: Page,
+    ) -> Result<Paged<EventSummary>, StoreError> {
+        let (repo_exact, repo_like) = repo_filter(filter.repo.as_deref());
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE id < $1 AND ($2::TEXT IS NULL OR source = $2) AND ($3::TEXT IS NULL OR kind = $3)
+               AND ($4::TEXT IS NULL OR repo = $4) AND ($5::TEXT IS NULL OR repo LIKE $5 ESCAPE '\\')
+             ORDER BY id DESC LIMIT $6"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(page.before_or_max())
+            .bind(filter.source.as_deref())
+            .bind(filter.kind.map(EventKind::as_str))
+            .bind(repo_exact)
+            .bind(repo_like)
+            .bind(page.fetch())
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows
+            .iter()
+            .map(event_summary)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_rows(items, page, |e| e.id))
+    }
+
+    async fn event(&self, id: i64) -> Result<Option<EventRecord>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS}, payload FROM events WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(EventRecord {
+                summary: event_summary(&r)?,
+                payload: r.try_get("payload")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> Result<Paged<DeliverySummary>, StoreError> {
+        let sql = format!(
+            "{DELIVERY_SELECT}
+             WHERE d.id < $1 AND ($2::TEXT IS NULL OR d.channel = $2)
+               AND ($3::TEXT IS NULL OR d.state = $3) AND ($4::BIGINT IS NULL OR d.event_id = $4)
+             ORDER BY d.id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(page.before_or_max())
+            .bind(filter.channel.as_deref())
+            .bind(filter.state.map(DeliveryState::as_str))
+            .bind(filter.event_id)
+            .bind(page.fetch())
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows
+            .iter()
+            .map(delivery_summary)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_rows(items, page, |d| d.id))
+    }
+
+    async fn delivery_summary(&self, id: i64) -> Result<Option<DeliverySummary>, StoreError> {
+        let sql = format!("{DELIVERY_SELECT} WHERE d.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(delivery_summary).transpose()
+    }
+
+    async fn redeliver(&self, id: i64, now_ms: i64) -> Result<DeliverySummary, RedeliverError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        // Locks the row so two clicks cannot both see it finished and both redeliver... each
+        // still gets its own new delivery, as with SQLite; the lock only orders them.
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        let Some(current) = current else {
+            return Err(RedeliverError::NotFound(id));
+        };
+        check_finished(id, state(&current)?)?;
+        let new_id: i64 = sqlx::query_scalar(
+            "INSERT INTO deliveries (event_id, channel, state, next_attempt_ms, created_ms, updated_ms)
+             SELECT event_id, channel, 'pending', $1, $1, $1 FROM deliveries WHERE id = $2
+             RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.delivery_summary(new_id)
+            .await?
+            .ok_or(RedeliverError::NotFound(new_id))
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, state, COUNT(*) AS n FROM deliveries GROUP BY channel, state
+             ORDER BY channel, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueCount {
+                    channel: r.try_get("channel")?,
+                    state: state(r.try_get::<&str, _>("state")?)?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn channel_activity(&self) -> Result<Vec<ChannelActivity>, StoreError> {
+        let rows = sqlx::query(
+            "WITH per_channel AS (
+                SELECT d.channel AS channel,
+                       MAX(a.started_ms) FILTER (WHERE a.outcome = 'delivered') AS last_ok,
+                       MAX(a.id) FILTER (WHERE a.error IS NOT NULL) AS last_error_attempt
+                FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                GROUP BY d.channel)
+             SELECT p.channel, p.last_ok, a.delivery_id, a.started_ms, a.error
+             FROM per_channel p LEFT JOIN attempts a ON a.id = p.last_error_attempt
+             ORDER BY p.channel",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let delivery_id: Option<i64> = r.try_get("delivery_id")?;
+                let last_error = match delivery_id {
+                    Some(delivery_id) => Some(LastError {
+                        delivery_id,
+                        at_ms: r.try_get("started_ms")?,
+                        error: r.try_get::<Option<String>, _>("error")?.unwrap_or_default(),
+                    }),
+                    None => None,
+                };
+                Ok(ChannelActivity {
+                    channel: r.try_get("channel")?,
+                    last_delivered_ms: r.try_get("last_ok")?,
+                    last_error,
+                })
+            })
+            .collect()
+    }
+}
