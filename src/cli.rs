@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `check` and `render`.
+//! The command line: `serve` (the default), `check`, `render`, and `deliveries` / `send-test`
+//! (which drive a running relay's admin API, see [`crate::admin_cli`]).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,12 @@ pub enum Command {
     Check(ConfigArg),
     /// Print the exact JSON body that would be posted for a Gitee payload.
     Render(RenderArgs),
+    /// List, show and redeliver the deliveries of a running relay (through its admin API).
+    #[command(subcommand)]
+    Deliveries(crate::admin_cli::DeliveriesCommand),
+    /// Queue a test message (a built-in sample, marked as a test) for a channel of a running
+    /// relay (through its admin API).
+    SendTest(crate::admin_cli::SendTestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +94,8 @@ pub fn main() -> ExitCode {
         }
         Command::Check(args) => check(&args.config),
         Command::Render(args) => render(&args),
+        Command::Deliveries(command) => crate::admin_cli::deliveries(&command),
+        Command::SendTest(args) => crate::admin_cli::send_test(&args),
     }
 }
 

@@ -5,6 +5,7 @@
 //! deliveries, `render` turns the event into the platform's JSON body and `platform` signs,
 //! sends and classifies the reply.
 
+pub mod admin_cli;
 pub mod check;
 pub mod cli;
 pub mod config;

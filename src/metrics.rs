@@ -65,9 +65,7 @@ struct BuildLabels {
 
 /// Upper bounds of the attempt duration buckets, in seconds (robots answer in tens of
 /// milliseconds; timeouts are seconds).
-const DURATION_BUCKETS: [f64; 11] = [
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
-];
+const DURATION_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0];
 
 type HistogramFamily = Family<ChannelLabels, Histogram, fn() -> Histogram>;
 
@@ -275,8 +273,26 @@ mod tests {
 
     #[test]
     fn encodes_every_family_with_help_and_type() {
+        let config = Config::from_yaml(
+            std::path::Path::new("c.yaml"),
+            "sources: { gitee: { secret: s } }\nchannels: { ding: { platform: dingtalk, url: 'https://x/y?access_token=t' } }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let ding = &config.channels["ding"];
         let m = Metrics::new();
         m.event_received("gitee", "push", "accepted");
+        dispatch().attempt(ding, &Completion::Delivered, Some(120), 1);
+        dispatch().digest(ding);
+        dispatch().rate_limit_pause(ding);
+        m.set_queue(
+            &config,
+            &[QueueCount {
+                channel: "ding".into(),
+                state: DeliveryState::Dead,
+                count: 3,
+            }],
+        );
         let text = m.encode(false);
         for name in [
             "gitee_relay_events_received_total",
@@ -295,6 +311,9 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains(r#"gitee_relay_queue_deliveries{channel="ding",state="dead"} 3"#));
+        assert!(text.contains(r#"gitee_relay_queue_deliveries{channel="ding",state="pending"} 0"#));
+        assert!(text.contains(r#"gitee_relay_attempt_duration_seconds_bucket{channel="ding",platform="dingtalk",le="0.25"} 1"#), "{text}");
         assert!(m.encode(true).trim_end().ends_with("# EOF"));
     }
 }

@@ -36,6 +36,10 @@ pub struct ChannelRuntime {
     pub client: reqwest::Client,
     /// Shared by every channel that posts to the same robot URL: one robot, one budget.
     pub pacer: Arc<Mutex<Pacer>>,
+    /// The robot's name in a shared store's pacing table: a hash of its URL, never the
+    /// URL itself (it holds the token).
+    pub robot_key: String,
+    pub quotas: Vec<Quota>,
     pub notify: Arc<Notify>,
 }
 
@@ -94,8 +98,9 @@ impl Dispatcher {
         let mut tasks = Vec::new();
         let audience = Arc::new(Audience::from_config(config));
         for (name, channel) in &config.channels {
+            let robot = robot_identity(channel.url.expose());
             let pacer = pacers
-                .entry(robot_identity(channel.url.expose()))
+                .entry(robot.clone())
                 .or_insert_with(|| Arc::new(Mutex::new(Pacer::new(channel_quotas(channel)))))
                 .clone();
             let runtime = Arc::new(ChannelRuntime {
@@ -109,6 +114,8 @@ impl Dispatcher {
                 audience: audience.clone(),
                 client: sender::client(channel.connect_timeout, channel.timeout),
                 pacer,
+                robot_key: robot_key(&robot),
+                quotas: channel_quotas(channel),
                 notify: Arc::new(Notify::new()),
             });
             channels.insert(name.clone(), runtime.clone());
@@ -218,6 +225,12 @@ pub fn channel_quotas(channel: &Channel) -> Vec<Quota> {
             .collect(),
         None => default_quotas(channel.platform),
     }
+}
+
+fn robot_key(identity: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(identity.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Channels posting to the same robot share a quota: the robot is the URL without the

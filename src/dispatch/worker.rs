@@ -16,7 +16,7 @@ use crate::config::DeliverySettings;
 use crate::message;
 use crate::platform::{Reply, RetryClass, SendTarget, Verdict, excerpt, mask_url};
 use crate::render::RenderError;
-use crate::store::{AttemptRecord, ClaimedDelivery, Completion, Store};
+use crate::store::{AttemptRecord, ClaimedDelivery, Completion, SharedQuota, Store};
 use crate::time_util::now_ms;
 
 /// How often an idle worker looks for work it was not told about (another replica's
@@ -47,10 +47,39 @@ pub async fn run(mut w: Worker) {
             break;
         }
         // Dry-run channels post nothing, so they have no quota to keep.
-        if !w.runtime.channel.dry_run && !wait_for_slot(&mut w).await {
+        let paced = !w.runtime.channel.dry_run;
+        if paced && !wait_for_slot(&mut w).await {
             break;
         }
-        match next_work(&w, &channel).await {
+        // With a store shared by several relays, the robot's quota is kept cluster-wide: a
+        // send is reserved before any delivery is claimed, so no lease ticks while waiting.
+        let mut reservation = None;
+        if paced && w.store.shared_pacing().is_some() {
+            match w.store.count_due(&channel, now_ms()).await {
+                Ok(0) => {
+                    if !idle(&mut w, &channel).await {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot count due deliveries"),
+            }
+            match reserve_shared(&mut w).await {
+                Some(r) => reservation = Some(r),
+                None => break,
+            }
+        }
+        let work = next_work(&w, &channel).await;
+        if let (Some(r), Ok(Work::Idle) | Err(_)) = (reservation, &work) {
+            if let Some(shared) = w.store.shared_pacing()
+                && let Err(e) = shared.cancel_send(r).await
+            {
+                tracing::warn!(error = %e, "cannot give back a send reservation");
+            }
+            reservation = None;
+        }
+        match work {
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "cannot claim deliveries; retrying");
                 if !sleep_or_shutdown(&mut w.shutdown, IDLE_POLL).await {
@@ -83,6 +112,11 @@ pub async fn run(mut w: Worker) {
                     }
                     Work::Idle => {}
                 }
+                if let (Some(r), Some(shared)) = (reservation, w.store.shared_pacing())
+                    && let Err(e) = shared.finish_send(r, now_ms()).await
+                {
+                    tracing::warn!(error = %e, "cannot record the end of a send");
+                }
             }
         }
     }
@@ -95,11 +129,52 @@ enum Work {
     Digest(Vec<ClaimedDelivery>),
 }
 
+/// Waits for a cluster-wide send reservation. None on shutdown.
+async fn reserve_shared(w: &mut Worker) -> Option<i64> {
+    let quotas: Vec<SharedQuota> = w
+        .runtime
+        .quotas
+        .iter()
+        .map(|q| SharedQuota {
+            max: q.max,
+            per_ms: q.per.as_millis() as i64,
+        })
+        .collect();
+    let max_send_ms = (w.runtime.channel.timeout + Duration::from_secs(5)).as_millis() as i64;
+    loop {
+        let shared = w.store.shared_pacing()?;
+        let wait = match shared
+            .reserve_send(&w.runtime.robot_key, &quotas, now_ms(), max_send_ms)
+            .await
+        {
+            Ok(Ok(reservation)) => return Some(reservation),
+            Ok(Err(retry_at)) => Duration::from_millis((retry_at - now_ms()).clamp(1, 1000) as u64),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reserve a send; retrying");
+                IDLE_POLL
+            }
+        };
+        if !sleep_or_shutdown(&mut w.shutdown, wait).await {
+            return None;
+        }
+    }
+}
+
 async fn next_work(w: &Worker, channel: &str) -> Result<Work, crate::store::StoreError> {
     let now = now_ms();
     if let Some(threshold) = w.digest_threshold {
         let backlog = w.store.count_due(channel, now).await?;
-        if backlog as u64 > threshold {
+        // With several relays on one store, one of them at a time builds the digests.
+        let leader = backlog as u64 > threshold
+            && match w.store.shared_pacing() {
+                None => true,
+                Some(shared) => {
+                    shared
+                        .lead_digests(channel, &w.owner, now, w.lease_ms())
+                        .await?
+                }
+            };
+        if leader {
             let batch = w
                 .store
                 .claim_batch(
@@ -384,6 +459,18 @@ async fn send_body(w: &Worker, body: Value, attempt: &mut AttemptRecord) -> Verd
     {
         let pause = after.unwrap_or(w.settings.rate_limit_pause);
         pacer.pause_until(Instant::now() + pause);
+        if w.store.shared_pacing().is_some() {
+            let store = w.store.clone();
+            let robot = rt.robot_key.clone();
+            let until = now_ms() + pause.as_millis() as i64;
+            tokio::spawn(async move {
+                if let Some(shared) = store.shared_pacing()
+                    && let Err(e) = shared.pause_robot(&robot, until).await
+                {
+                    tracing::warn!(error = %e, "cannot share the rate-limit pause");
+                }
+            });
+        }
         crate::metrics::dispatch().rate_limit_pause(channel);
         tracing::warn!(
             pause_s = pause.as_secs(),

@@ -45,31 +45,34 @@ pub const OFF: &str = "the admin API and console are off: set admin.token in the
 /// Mounts `/api`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-    web::scope("/api")
-        .wrap(from_fn(require_token))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(MAX_JSON)
-                .error_handler(|e, _| bad_input(e.to_string())),
-        )
-        .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e.to_string())))
-        .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(e.to_string())))
-        .route("/channels", web::get().to(channels::list))
-        .route("/channels/{name}/test", web::post().to(channels::send_test))
-        .route("/events", web::get().to(events::list))
-        .route("/events/{id}", web::get().to(events::show))
-        .route("/deliveries", web::get().to(deliveries::list))
-        .route("/deliveries/{id}", web::get().to(deliveries::show))
-        .route(
-            "/deliveries/{id}/redeliver",
-            web::post().to(deliveries::redeliver),
-        )
-        .route("/preview", web::post().to(preview::preview))
-        .route("/samples", web::get().to(preview::samples))
-        .route("/templates/{event}", web::get().to(preview::template))
-        .default_service(web::to(|| async {
-            plain_error(StatusCode::NOT_FOUND, "no such admin endpoint (see docs/operations.md)")
-        })),
+        web::scope("/api")
+            .wrap(from_fn(require_token))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_JSON)
+                    .error_handler(|e, _| bad_input(e.to_string())),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e.to_string())))
+            .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(e.to_string())))
+            .route("/channels", web::get().to(channels::list))
+            .route("/channels/{name}/test", web::post().to(channels::send_test))
+            .route("/events", web::get().to(events::list))
+            .route("/events/{id}", web::get().to(events::show))
+            .route("/deliveries", web::get().to(deliveries::list))
+            .route("/deliveries/{id}", web::get().to(deliveries::show))
+            .route(
+                "/deliveries/{id}/redeliver",
+                web::post().to(deliveries::redeliver),
+            )
+            .route("/preview", web::post().to(preview::preview))
+            .route("/samples", web::get().to(preview::samples))
+            .route("/templates/{event}", web::get().to(preview::template))
+            .default_service(web::to(|| async {
+                plain_error(
+                    StatusCode::NOT_FOUND,
+                    "no such admin endpoint (see docs/operations.md)",
+                )
+            })),
     );
 }
 
@@ -134,7 +137,11 @@ pub(crate) fn reply(state: &AppState, status: StatusCode, mut body: Value) -> Ht
         .json(body)
 }
 
-pub(crate) fn error(state: &AppState, status: StatusCode, message: impl Into<String>) -> HttpResponse {
+pub(crate) fn error(
+    state: &AppState,
+    status: StatusCode,
+    message: impl Into<String>,
+) -> HttpResponse {
     reply(state, status, json!({ "error": message.into() }))
 }
 

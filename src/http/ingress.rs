@@ -56,9 +56,6 @@ pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a whole body may take (5 MiB at ~175 KB/s).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Body buffer reserved up front from `Content-Length`; a bigger body grows it as it arrives,
-/// so an announced size alone never allocates much.
-const PREALLOCATE_MAX: usize = 64 * 1024;
 
 /// How long a request waits for an identical one that is being committed (Gitee's retry
 /// racing the original) before answering 503 so Gitee tries again later.
@@ -311,7 +308,8 @@ pub async fn receive(
         repo: delivery.repo.clone(),
         is_test: facts.is_test,
         received_ms: now_ms(),
-        payload: bytes.to_vec(),
+        // Not a copy: the buffer is handed over.
+        payload: Vec::from(bytes),
         channels: channels.clone(),
     };
     match state.writer.insert(event).await {
@@ -364,8 +362,11 @@ async fn read_body(
     announced: Option<u64>,
 ) -> Result<Bytes, Refusal> {
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    // An announced length (already checked against max_body; only authenticated senders get
+    // here) is reserved at once, so the buffer is not regrown and copied as it fills. A
+    // chunked body grows as it arrives.
     let reserve = announced.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let mut bytes = BytesMut::with_capacity(reserve.min(PREALLOCATE_MAX).min(max_body));
+    let mut bytes = BytesMut::with_capacity(reserve.min(max_body));
     loop {
         let wake = (tokio::time::Instant::now() + BODY_IDLE_TIMEOUT).min(deadline);
         let next = tokio::time::timeout_at(wake, body.next())

@@ -8,7 +8,6 @@
 //! | `truncate TEXT N` | at most N characters; when cut, the last one is `…` (never splits a char) |
 //! | `first_line TEXT` | the first line, without `\r` |
 //! | `oneline TEXT` | all lines joined with single spaces, for excerpts inside a markdown line |
-//! | `quote TEXT` | every line prefixed with `> ` (a block quote on DingTalk, WeCom and Slack); blank lines dropped |
 //! | `short_sha SHA [N]` | the first N (default 7) characters |
 //! | `default X FALLBACK` | X unless it is null, `""`, `false` or empty; then FALLBACK |
 //! | `join LIST [SEP] [key="field"]` | items joined with SEP (default `", "`); `key` picks a field of object items |
@@ -27,6 +26,7 @@
 //! | `link URL [TEXT]` | the platform's link markup (`[text](url)`, Slack `<url\|text>`), both parts escaped |
 //! | `url X [Y …]` | the first parameter that is an http(s) URL, sanitised (empty if none), for button/`url` fields |
 //! | `json X` | a text JSON-string-escaped only, for `plain_text` fields that are not markup; a list or object as a whole JSON value (`"atMobiles": {{json mentions.mobiles}}`) |
+//! | `quote TEXT` | TEXT as a block quote (DingTalk, WeCom, Slack): every non-blank line escaped and prefixed with `> ` |
 //! | `mention PERSON` | the platform's ping for one of `mentions.people` (`<@U123>`, `<at id=ou_1></at>`, `@138…`) |
 //! | `who USER` | a user (`actor`, a reviewer...): their ping when this message mentions them, else their name linked to their profile |
 //!
@@ -60,7 +60,6 @@ pub fn register(registry: &mut Handlebars<'static>, platform: PlatformKind) {
     registry.register_helper("default", Box::new(Value1(default_h)));
     registry.register_helper("join", Box::new(Value1(join_h)));
     registry.register_helper("plural", Box::new(Value1(plural_h)));
-    registry.register_helper("quote", Box::new(Value1(quote_h)));
     registry.register_helper("time", Box::new(TimeHelper));
     registry.register_helper("take", Box::new(Value1(take_h)));
     registry.register_helper("sub", Box::new(Value1(sub_h)));
@@ -85,6 +84,13 @@ pub fn register(registry: &mut Handlebars<'static>, platform: PlatformKind) {
         Box::new(Raw {
             platform,
             kind: RawKind::Json,
+        }),
+    );
+    registry.register_helper(
+        "quote",
+        Box::new(Raw {
+            platform,
+            kind: RawKind::Quote,
         }),
     );
     registry.register_helper(
@@ -145,19 +151,21 @@ pub fn oneline(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// Every non-blank line of `text` prefixed with `> `, lines joined with `\n`; `>` alone for
-/// a blank text (so a Slack section never ends up empty).
-pub fn quote(text: &str) -> String {
+/// A block quote, ready for the JSON string: every non-blank line of `text` escaped for
+/// `platform` and prefixed with `> `, lines joined with `\n`; `>` alone for a blank text (so
+/// a Slack section never ends up empty). The `>` is written raw: Slack would otherwise get
+/// `&gt;`.
+pub fn quote(platform: PlatformKind, text: &str) -> String {
     let lines: Vec<String> = text
         .lines()
         .map(str::trim_end)
         .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("> {l}"))
+        .map(|l| format!("> {}", escape::escape(platform, l)))
         .collect();
     if lines.is_empty() {
         ">".to_owned()
     } else {
-        lines.join("\n")
+        lines.join("\\n")
     }
 }
 
@@ -340,10 +348,6 @@ fn plural_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
     Ok(if is_one { one.clone() } else { many.clone() })
 }
 
-fn quote_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
-    Ok(Value::String(quote(&text(param(args, 0)?))))
-}
-
 /// `time`: reads the default zone from the root context's `timezone`.
 struct TimeHelper;
 
@@ -427,6 +431,7 @@ enum RawKind {
     Json,
     Mention,
     Who,
+    Quote,
 }
 
 /// A helper that writes already-escaped text straight to the output.
@@ -476,6 +481,7 @@ impl HelperDef for Raw {
                 })?;
                 escape::json_str(markup)
             }
+            RawKind::Quote => quote(self.platform, &text(param(args, 0)?)),
             RawKind::Who => {
                 let u = param(args, 0)?;
                 who(self.platform, u, ctx.data())
@@ -669,6 +675,51 @@ mod tests {
             render(PlatformKind::Feishu, "{{json t}}", &data),
             "x<y>\\\"z\\\""
         );
+    }
+
+    #[test]
+    fn quote_mention_who_json_and_has_url() {
+        let data = json!({
+            "t": "a <b>\n\n  \nc\r\n",
+            "blank": " \n ",
+            "list": ["1", "x\"y"],
+            "mentions": {"people": [{"login": "carol", "markup": "<@U1>"}]},
+            "carol": {"login": "Carol", "name": "Carol Li", "url": "https://g.com/carol"},
+            "dave": {"login": "dave", "name": "Dave <d>", "url": "https://g.com/dave"},
+            "nobody": {"login": "", "name": "", "url": ""},
+            "u": "https://g.com/x",
+        });
+        let s = PlatformKind::Slack;
+        assert_eq!(render(s, "{{quote t}}", &data), "> a &lt;b&gt;\\n> c");
+        assert_eq!(render(s, "{{quote blank}}", &data), ">");
+        assert_eq!(
+            render(PlatformKind::Dingtalk, "{{quote \"@all\"}}", &data),
+            "> @\u{200B}all"
+        );
+        assert_eq!(render(s, "{{mention mentions.people.[0]}}", &data), "<@U1>");
+        assert_eq!(render(s, "{{who carol}}", &data), "<@U1>");
+        assert_eq!(
+            render(s, "{{who dave}}", &data),
+            "<https://g.com/dave|Dave &lt;d&gt;>"
+        );
+        assert_eq!(render(PlatformKind::Wecom, "{{who dave}}", &data), "[Dave <\u{200B}d>](https://g.com/dave)");
+        assert_eq!(render(s, "[{{who nobody}}]", &data), "[]");
+        assert_eq!(render(s, "{{json list}}", &data), "[\"1\",\"x\\\"y\"]");
+        assert_eq!(
+            render(s, "{{#if (has_url \"x\" u)}}y{{/if}}{{#if (has_url \"x\")}}n{{/if}}", &data),
+            "y"
+        );
+        let r = registry(s);
+        let e = r.render_template("{{mention carol}}", &data).unwrap_err();
+        assert!(e.to_string().contains("mentions.people"), "{e}");
+    }
+
+    #[test]
+    fn time_uses_the_root_timezone() {
+        let data = json!({"ms": 1_700_000_000_000i64, "timezone": "UTC"});
+        assert_eq!(render(PlatformKind::Slack, "{{time ms}}", &data), "2023-11-14 22:13");
+        let data = json!({"ms": 1_700_000_000_000i64});
+        assert_eq!(render(PlatformKind::Slack, "{{time ms}}", &data), "2023-11-15 06:13");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub mod reload;
 pub mod sample;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

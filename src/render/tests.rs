@@ -282,7 +282,7 @@ fn wording_per_event_and_action() {
             "merge_request/assign",
             vec!["assigned pull request", "Carol", "Dave", "PR #42 assigned"],
         ),
-        ("merge_request/other", vec!["reopen pull request"]),
+        ("merge_request/other", vec!["reopened pull request", "PR #42 reopened"]),
         (
             "issue/open",
             vec![
@@ -315,7 +315,7 @@ fn wording_per_event_and_action() {
             "issue/delete",
             vec!["deleted issue", "issue #I4CYEO deleted"],
         ),
-        ("issue/other", vec!["update issue"]),
+        ("issue/other", vec!["updated issue", "issue #I4CYEO updated"]),
         (
             "note/issue",
             vec![
@@ -846,4 +846,69 @@ fn render_errors_name_the_builtin_source() {
     let msg = set.render(&ctx).unwrap_err().to_string();
     assert!(msg.starts_with("built-in dingtalk/push.hbs:"), "{msg}");
     assert!(msg.contains("does not exist"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size fitting
+
+#[test]
+fn a_template_showing_everything_is_fitted_longest_text_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every commit's full message, each linked: far over DingTalk's 20,000 bytes.
+    write(
+        dir.path(),
+        "dingtalk/push.hbs",
+        r#"{"msgtype": "markdown", "markdown": {"title": "{{summary}}", "text": "{{#each push.commits}}\n- {{link this.url (short_sha this.sha)}} {{this.message}}{{/each}}\n\n{{link push.compare_url "compare"}}"}}"#,
+    );
+    let set = TemplateSet::load(PlatformKind::Dingtalk, Some(dir.path())).unwrap();
+    let mut ctx = sample("push/many");
+    let short = "short message".to_owned();
+    if let Some(p) = ctx.push.as_mut() {
+        for (i, c) in p.commits.iter_mut().enumerate() {
+            c.message = if i == 3 { short.clone() } else { "长".repeat(3000) };
+        }
+    }
+    let body = set.render(&ctx).unwrap();
+    let size = serde_json::to_string(&body).unwrap().len();
+    assert!(size <= limits::DINGTALK_MAX_BODY_BYTES - limits::SEND_TIME_RESERVE_BYTES, "{size}");
+    // Fitted, not starved: most of the budget is used.
+    assert!(size > 15_000, "{size}");
+    let text = body["markdown"]["text"].as_str().unwrap();
+    // The short message is untouched, the long ones cut with an ellipsis; every link is whole.
+    assert!(text.contains(&short), "{text}");
+    assert_eq!(text.matches('…').count(), 19, "{text}");
+    for i in 1..=20 {
+        assert!(text.contains(&format!("]({})", commit(i).url)), "commit {i}");
+    }
+    assert!(text.ends_with("/compare/0000000...0000000)") || text.contains("](https://gitee.com/acme/app/compare/"));
+}
+
+#[test]
+fn a_huge_comment_fits_every_platform_and_keeps_its_link() {
+    let mut ctx = sample("note/pull_request");
+    if let Some(n) = ctx.note.as_mut() {
+        // 100 KB of mixed text, with markup that must stay inert when cut.
+        n.body = "评论 comment [x](http://e.vil) <@U1> @all 🎉\n".repeat(2500);
+    }
+    for (p, body) in render_all(&ctx) {
+        limits::check_fitted(p, &body).unwrap_or_else(|e| panic!("{p}: {e:?}"));
+        let all = texts(&body);
+        assert!(all.contains("#note_1234"), "{p}: the link to the comment is gone");
+        assert!(all.contains('…'), "{p}");
+        assert!(all.contains("评论 comment"), "{p}");
+    }
+}
+
+#[test]
+fn fixed_text_over_the_limit_is_still_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "slack/note.hbs",
+        &format!(r#"{{"text": "{}{{{{note.body}}}}"}}"#, "x".repeat(40_001)),
+    );
+    let err = TemplateSet::load(PlatformKind::Slack, Some(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too large for slack: text is"), "{err}");
 }

@@ -16,7 +16,9 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStore::open(&dir.path().join("relay.db")).await.unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("relay.db"))
+        .await
+        .unwrap();
     body(Arc::new(sqlite)).await;
     TestDb::with(|url| async move {
         let pg = PostgresStore::connect(&url).await.unwrap();
@@ -95,24 +97,35 @@ async fn events_are_listed_newest_first_with_filters_and_pages() {
         assert_eq!(all.next_before, None);
         assert!(all.items[0].payload_bytes > 10);
 
-        let filter = |source: Option<&str>, kind: Option<EventKind>, repo: Option<&str>| EventFilter {
-            source: source.map(str::to_owned),
-            kind,
-            repo: repo.map(str::to_owned),
-        };
+        let filter =
+            |source: Option<&str>, kind: Option<EventKind>, repo: Option<&str>| EventFilter {
+                source: source.map(str::to_owned),
+                kind,
+                repo: repo.map(str::to_owned),
+            };
         let ids_of = |p: Paged<EventSummary>| p.items.iter().map(|e| e.id).collect::<Vec<_>>();
         let s = store.clone();
         let list = |f: EventFilter| {
             let s = s.clone();
             async move { s.list_events(&f, Page::new(None, 50)).await.unwrap() }
         };
-        assert_eq!(ids_of(list(filter(Some("other"), None, None)).await), vec![ids[2]]);
+        assert_eq!(
+            ids_of(list(filter(Some("other"), None, None)).await),
+            vec![ids[2]]
+        );
         assert_eq!(
             ids_of(list(filter(None, Some(EventKind::Push), None)).await),
             vec![ids[3], ids[2], ids[0]]
         );
         assert_eq!(
-            ids_of(list(filter(Some("gitee"), Some(EventKind::Push), Some("acme/app"))).await),
+            ids_of(
+                list(filter(
+                    Some("gitee"),
+                    Some(EventKind::Push),
+                    Some("acme/app")
+                ))
+                .await
+            ),
             vec![ids[0]]
         );
         assert_eq!(
@@ -120,9 +133,22 @@ async fn events_are_listed_newest_first_with_filters_and_pages() {
             vec![ids[4], ids[2], ids[1], ids[0]]
         );
         // `_` is literal in a repository pattern, not LIKE's one-character wildcard.
-        assert_eq!(ids_of(list(filter(None, None, Some("zeta/a_*"))).await), vec![ids[3]]);
-        assert!(list(filter(None, None, Some("zeta/aXb"))).await.items.is_empty());
-        assert!(list(filter(None, None, Some("zeta/a%"))).await.items.is_empty());
+        assert_eq!(
+            ids_of(list(filter(None, None, Some("zeta/a_*"))).await),
+            vec![ids[3]]
+        );
+        assert!(
+            list(filter(None, None, Some("zeta/aXb")))
+                .await
+                .items
+                .is_empty()
+        );
+        assert!(
+            list(filter(None, None, Some("zeta/a%")))
+                .await
+                .items
+                .is_empty()
+        );
 
         // Pages of two, following the cursor to the end.
         let mut seen = Vec::new();
@@ -144,7 +170,11 @@ async fn events_are_listed_newest_first_with_filters_and_pages() {
         let record = store.event(ids[2]).await.unwrap().unwrap();
         assert_eq!(record.summary.source, "other");
         assert_eq!(record.summary.repo, "acme/web");
-        assert!(String::from_utf8(record.payload).unwrap().contains("acme/web"));
+        assert!(
+            String::from_utf8(record.payload)
+                .unwrap()
+                .contains("acme/web")
+        );
         assert!(store.event(i64::MAX).await.unwrap().is_none());
     })
     .await;
@@ -154,12 +184,24 @@ async fn events_are_listed_newest_first_with_filters_and_pages() {
 async fn deliveries_are_filtered_by_channel_state_and_event() {
     each_backend(|store| async move {
         let a = store
-            .insert_events(&[event("gitee", EventKind::Push, "acme/app", 1_000, &["ding", "slack"])])
+            .insert_events(&[event(
+                "gitee",
+                EventKind::Push,
+                "acme/app",
+                1_000,
+                &["ding", "slack"],
+            )])
             .await
             .unwrap()[0]
             .event_id;
         let b = store
-            .insert_events(&[event("gitee", EventKind::Issue, "acme/web", 2_000, &["ding"])])
+            .insert_events(&[event(
+                "gitee",
+                EventKind::Issue,
+                "acme/web",
+                2_000,
+                &["ding"],
+            )])
             .await
             .unwrap()[0]
             .event_id;
@@ -181,7 +223,10 @@ async fn deliveries_are_filtered_by_channel_state_and_event() {
         };
         let all = list(DeliveryFilter::default()).await;
         assert_eq!(all.items.len(), 3);
-        assert!(all.items.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert!(
+            all.items.windows(2).all(|w| w[0].id > w[1].id),
+            "newest first"
+        );
 
         let ding = list(DeliveryFilter {
             channel: Some("ding".into()),
@@ -237,7 +282,13 @@ async fn deliveries_are_filtered_by_channel_state_and_event() {
 async fn a_finished_delivery_is_redelivered_as_a_new_pending_one() {
     each_backend(|store| async move {
         store
-            .insert_events(&[event("gitee", EventKind::Push, "acme/app", 1_000, &["ding"])])
+            .insert_events(&[event(
+                "gitee",
+                EventKind::Push,
+                "acme/app",
+                1_000,
+                &["ding"],
+            )])
             .await
             .unwrap();
         let queued = store
@@ -270,9 +321,16 @@ async fn a_finished_delivery_is_redelivered_as_a_new_pending_one() {
         assert_eq!(again.next_attempt_ms, 4_000);
         assert_eq!(again.last_error, None);
         // The dispatcher sees it as due work.
-        let claimed = store.claim_next("ding", 4_000, 1_000, "t").await.unwrap().unwrap();
+        let claimed = store
+            .claim_next("ding", 4_000, 1_000, "t")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(claimed.id, again.id);
-        assert_eq!(claimed.event.payload, store.event(again.event_id).await.unwrap().unwrap().payload);
+        assert_eq!(
+            claimed.event.payload,
+            store.event(again.event_id).await.unwrap().unwrap().payload
+        );
         // The original keeps its history.
         assert_eq!(store.attempts(dead).await.unwrap().len(), 1);
         assert!(matches!(
@@ -288,7 +346,13 @@ async fn queue_counts_and_channel_activity() {
     each_backend(|store| async move {
         for at in [1_000, 2_000, 3_000] {
             store
-                .insert_events(&[event("gitee", EventKind::Push, "acme/app", at, &["ding", "lark"])])
+                .insert_events(&[event(
+                    "gitee",
+                    EventKind::Push,
+                    "acme/app",
+                    at,
+                    &["ding", "lark"],
+                )])
                 .await
                 .unwrap();
         }

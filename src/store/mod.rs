@@ -9,6 +9,7 @@ pub mod admin;
 mod group_commit;
 mod postgres;
 mod postgres_admin;
+mod postgres_pacing;
 mod sqlite;
 mod sqlite_admin;
 #[doc(hidden)]
@@ -173,8 +174,59 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// One robot quota for [`SharedPacing`]: at most `max` sends in any `per_ms` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedQuota {
+    pub max: u32,
+    pub per_ms: i64,
+}
+
+/// Pacing and digest leadership shared by every relay process on one store (PostgreSQL), so a
+/// robot's quota holds for the whole cluster. A single-process store does without it: the
+/// dispatcher's in-memory pacer is exact there.
+///
+/// Semantics mirror the in-memory pacer: a send occupies its quota windows from its start
+/// until `per` after its end; a send whose end was never recorded (its process died) counts as
+/// ending `max_send_ms` after its start.
+#[async_trait]
+pub trait SharedPacing: Send + Sync {
+    /// Reserves a send to `robot` at `now_ms` if every quota and any pause allow it:
+    /// `Ok(Ok(reservation))`, else `Ok(Err(retry_at_ms))` (when to ask again).
+    async fn reserve_send(
+        &self,
+        robot: &str,
+        quotas: &[SharedQuota],
+        now_ms: i64,
+        max_send_ms: i64,
+    ) -> Result<Result<i64, i64>, StoreError>;
+
+    /// Records when a reserved send ended (its reply arrived or it failed).
+    async fn finish_send(&self, reservation: i64, end_ms: i64) -> Result<(), StoreError>;
+
+    /// Gives back a reservation that was not used (there was nothing to send after all).
+    async fn cancel_send(&self, reservation: i64) -> Result<(), StoreError>;
+
+    /// Stops all sends to `robot` until `until_ms` (a rate-limit reply), cluster-wide.
+    async fn pause_robot(&self, robot: &str, until_ms: i64) -> Result<(), StoreError>;
+
+    /// Takes or renews the right to build `channel`'s digests until `now_ms + lease_ms`:
+    /// true for exactly one owner at a time (until its lease lapses).
+    async fn lead_digests(
+        &self,
+        channel: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Cluster-wide pacing, for stores several relay processes share.
+    fn shared_pacing(&self) -> Option<&dyn SharedPacing> {
+        None
+    }
+
     /// Writes the events and their deliveries in ONE transaction (one sync), so concurrent
     /// webhooks share a commit. Returns one receipt per event, in order, once durable.
     async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError>;

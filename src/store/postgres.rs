@@ -190,6 +190,8 @@ impl PostgresStore {
         };
         match version {
             Some(v) if v > SCHEMA_VERSION => {
+                // Now, not when the pool gets round to it: the other replicas wait on the lock.
+                tx.rollback().await?;
                 return Err(StoreError::Corrupt(format!(
                     "schema version {v} is newer than this relay's {SCHEMA_VERSION}; upgrade the relay"
                 )));
@@ -197,7 +199,7 @@ impl PostgresStore {
             // Up to date: no DDL, so no table lock that would stall the running replicas.
             Some(v) if v == SCHEMA_VERSION => {}
             _ => {
-                for statement in SCHEMA {
+                for statement in SCHEMA.iter().chain(super::postgres_pacing::PACING_SCHEMA) {
                     sqlx::query(*statement).execute(&mut *tx).await?;
                 }
                 if version.is_none() {
@@ -399,6 +401,10 @@ async fn complete_in(
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn shared_pacing(&self) -> Option<&dyn super::SharedPacing> {
+        Some(self)
+    }
+
     async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());

@@ -7,14 +7,12 @@ use sqlx::postgres::PgRow;
 
 use super::admin::{
     AdminStore, ChannelActivity, DeliveryFilter, DeliverySummary, EventFilter, EventRecord,
-    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished,
-    like_pattern,
+    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished, like_pattern,
 };
 use super::{DeliveryState, PostgresStore, StoreError};
 use crate::gitee::EventKind;
 
-const EVENT_COLUMNS: &str =
-    "id, source, kind, action, repo, is_test, received_ms, octet_length(payload)::BIGINT AS payload_bytes";
+const EVENT_COLUMNS: &str = "id, source, kind, action, repo, is_test, received_ms, octet_length(payload)::BIGINT AS payload_bytes";
 
 const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.attempts,
         d.next_attempt_ms, d.created_ms, d.updated_ms, d.last_error,
@@ -22,7 +20,8 @@ const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.at
     FROM deliveries d JOIN events e ON e.id = d.event_id";
 
 fn kind(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
+    EventKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
 }
 
 fn state(text: &str) -> Result<DeliveryState, StoreError> {

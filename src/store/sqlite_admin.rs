@@ -7,8 +7,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::admin::{
     AdminStore, ChannelActivity, DeliveryFilter, DeliverySummary, EventFilter, EventRecord,
-    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished,
-    like_pattern,
+    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished, like_pattern,
 };
 use super::{DeliveryState, SqliteStore, StoreError};
 use crate::gitee::EventKind;
@@ -22,7 +21,8 @@ const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.at
     FROM deliveries d JOIN events e ON e.id = d.event_id";
 
 fn kind(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
+    EventKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
 }
 
 fn state(text: &str) -> Result<DeliveryState, StoreError> {
@@ -157,11 +157,12 @@ impl AdminStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::from)?;
-        let current: Option<String> = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT state FROM deliveries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
         let Some(current) = current else {
             return Err(RedeliverError::NotFound(id));
         };

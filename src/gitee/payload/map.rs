@@ -963,3 +963,26 @@ pub(crate) fn at_logins(text: &str) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod at_tests {
+    use super::at_logins;
+
+    #[test]
+    fn at_logins_are_found_once_in_order() {
+        assert_eq!(
+            at_logins("@alice please review, cc @Bob-Wang and @alice. Thanks @carol_li!"),
+            ["alice", "Bob-Wang", "carol_li"]
+        );
+        // Emails, code spans, a bare @ and trailing punctuation.
+        assert_eq!(
+            at_logins("mail bob@example.com `@notme` @ x (@dave.) @-x @@y\n@erin"),
+            ["dave", "erin"]
+        );
+        assert!(at_logins("").is_empty());
+        assert_eq!(at_logins(&"@a ".repeat(10)), ["a"]);
+        let many: String = (0..80).map(|i| format!("@u{i} ")).collect();
+        assert_eq!(at_logins(&many).len(), 50);
+        assert_eq!(at_logins("中文@张三 @zhang"), ["zhang"]);
+    }
+}

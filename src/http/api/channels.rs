@@ -138,7 +138,11 @@ pub async fn send_test(
         event_id: Some(receipt.event_id),
         ..Default::default()
     };
-    let delivery_id: Value = match state.admin.list_deliveries(&filter, Page::new(None, 1)).await {
+    let delivery_id: Value = match state
+        .admin
+        .list_deliveries(&filter, Page::new(None, 1))
+        .await
+    {
         Ok(page) => page.items.first().map_or(Value::Null, |d| json!(d.id)),
         Err(e) => return store_error(&state, &e),
     };

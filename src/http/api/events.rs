@@ -42,11 +42,7 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<EventQuery>) -> Http
         kind,
         repo: filter(&q.repo),
     };
-    match state
-        .admin
-        .list_events(&f, page(q.before, q.limit))
-        .await
-    {
+    match state.admin.list_events(&f, page(q.before, q.limit)).await {
         Ok(p) => reply(&state, StatusCode::OK, json!(p)),
         Err(e) => store_error(&state, &e),
     }

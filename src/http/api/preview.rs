@@ -190,10 +190,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> std::io::Result<TempDir> {
-        let path = std::env::temp_dir().join(format!(
-            "gitee-relay-playground-{:016x}",
-            fastrand::u64(..)
-        ));
+        let path =
+            std::env::temp_dir().join(format!("gitee-relay-playground-{:016x}", fastrand::u64(..)));
         std::fs::create_dir(&path)?;
         Ok(TempDir(path))
     }
@@ -267,7 +265,11 @@ pub async fn preview(state: web::Data<AppState>, req: web::Json<PreviewRequest>)
         audience: &audience,
         channel: base.channel.as_deref().unwrap_or(""),
     };
-    let source = if req.sample.is_some() { "sample" } else { "preview" };
+    let source = if req.sample.is_some() {
+        "sample"
+    } else {
+        "preview"
+    };
     match message::render(&set, kind, &body, source, is_test, now_ms(), &target) {
         Ok(rendered) => reply(
             &state,
@@ -304,7 +306,7 @@ pub async fn samples(state: web::Data<AppState>) -> HttpResponse {
                 "event": s.kind.as_str(),
                 "is_test": s.is_test,
                 "description": s.description,
-                "body": serde_json::from_str::<Value>(s.body).unwrap_or(Value::Null),
+                "body": super::events::masked_payload(s.body.as_bytes()),
             })
         })
         .collect();
@@ -333,7 +335,10 @@ pub async fn template(
             return error(
                 &state,
                 StatusCode::NOT_FOUND,
-                format!("no template `{name}`: use one of {}", builtin::NAMES.join(", ")),
+                format!(
+                    "no template `{name}`: use one of {}",
+                    builtin::NAMES.join(", ")
+                ),
             );
         }
     };
@@ -349,9 +354,13 @@ pub async fn template(
     let set = match base.current {
         Some(set) => set,
         None => {
-            let loaded =
-                load_blocking(base.platform, base.dir.clone(), None, state.config.timezone.clone())
-                    .await;
+            let loaded = load_blocking(
+                base.platform,
+                base.dir.clone(),
+                None,
+                state.config.timezone.clone(),
+            )
+            .await;
             match loaded {
                 Ok(set) => Arc::new(set),
                 Err(e) => return error(&state, StatusCode::UNPROCESSABLE_ENTITY, e),

@@ -89,10 +89,8 @@ impl Redactor {
     /// Scrubs every string (and object key) in `value`.
     pub fn scrub(&self, value: &mut Value) {
         match value {
-            Value::String(s) => {
-                if self.secrets.iter().any(|x| s.contains(x.as_str())) {
-                    *s = self.scrub_str(s);
-                }
+            Value::String(s) if self.secrets.iter().any(|x| s.contains(x.as_str())) => {
+                *s = self.scrub_str(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.scrub(v)),
             Value::Object(map) => {
@@ -127,7 +125,12 @@ fn url_secrets(raw: &str) -> Vec<String> {
         out.push(v.into_owned());
     }
     if let Some(query) = url.query() {
-        out.extend(query.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v.to_owned()));
+        out.extend(
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(_, v)| v.to_owned()),
+        );
     }
     if let Some(segments) = url.path_segments() {
         let segments: Vec<&str> = segments.collect();
@@ -182,7 +185,8 @@ mod tests {
         let r = Redactor {
             secrets: vec!["longer-secret".into(), "secret".into()],
         };
-        let mut v = json!({ "a": "x longer-secret y secret", "longer-secret": ["secret!"], "n": 5 });
+        let mut v =
+            json!({ "a": "x longer-secret y secret", "longer-secret": ["secret!"], "n": 5 });
         r.scrub(&mut v);
         assert_eq!(v, json!({ "a": "x *** y ***", "***": ["***!"], "n": 5 }));
     }
@@ -192,7 +196,14 @@ mod tests {
         let s = url_secrets(
             "https://u:p%40ss@x.com/services/T0001/B0002/abcdefgh123?access_token=tok%2Ben&k=v",
         );
-        for want in ["abcdefgh123", "T0001", "B0002", "tok+en", "tok%2Ben", "p@ss"] {
+        for want in [
+            "abcdefgh123",
+            "T0001",
+            "B0002",
+            "tok+en",
+            "tok%2Ben",
+            "p@ss",
+        ] {
             assert!(s.iter().any(|x| x == want), "{want}: {s:?}");
         }
         // Ordinary path words are not secrets (they would be scrubbed from every text).
