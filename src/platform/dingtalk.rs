@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
-    body_contains_text, classify_http, excerpt, hmac_sha256_base64, unix_ms,
+    body_contains_text, coded_reply, hmac_sha256_base64, unix_ms,
 };
 
 pub struct DingTalk;
@@ -50,26 +50,10 @@ impl Platform for DingTalk {
     }
 
     fn classify(&self, reply: &Reply<'_>) -> Verdict {
-        let parsed: Option<Value> = serde_json::from_str(reply.body).ok();
-        let Some(errcode) = parsed
-            .as_ref()
-            .and_then(|v| v.get("errcode"))
-            .and_then(Value::as_i64)
-        else {
-            return classify_http(reply).unwrap_or_else(|| {
-                Verdict::dead(format!(
-                    "unexpected reply (HTTP {}): {}",
-                    reply.status,
-                    excerpt(reply.body)
-                ))
-            });
+        let (errcode, errmsg) = match coded_reply(reply, &["errcode"], &["errmsg"]) {
+            Ok(coded) => coded,
+            Err(verdict) => return verdict,
         };
-        let errmsg = parsed
-            .as_ref()
-            .and_then(|v| v.get("errmsg"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
         let reason = format!("errcode {errcode}: {errmsg}");
         match errcode {
             0 => Verdict::Delivered,

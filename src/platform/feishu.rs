@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
-    body_contains_text, classify_http, excerpt, hmac_sha256_base64, unix_ms,
+    body_contains_text, coded_reply, hmac_sha256_base64, unix_ms,
 };
 
 pub struct Feishu;
@@ -45,27 +45,12 @@ impl Platform for Feishu {
 
     fn classify(&self, reply: &Reply<'_>) -> Verdict {
         // Feishu's HTTP status is unreliable: read the body first, whatever the status.
-        let parsed: Option<Value> = serde_json::from_str(reply.body).ok();
-        let code = parsed.as_ref().and_then(|v| {
-            v.get("code")
-                .or_else(|| v.get("StatusCode"))
-                .and_then(Value::as_i64)
-        });
-        let Some(code) = code else {
-            return classify_http(reply).unwrap_or_else(|| {
-                Verdict::dead(format!(
-                    "unexpected reply (HTTP {}): {}",
-                    reply.status,
-                    excerpt(reply.body)
-                ))
-            });
-        };
-        let msg = parsed
-            .as_ref()
-            .and_then(|v| v.get("msg").or_else(|| v.get("StatusMessage")))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let reason = format!("code {code}: {}", excerpt(msg));
+        let (code, msg) =
+            match coded_reply(reply, &["code", "StatusCode"], &["msg", "StatusMessage"]) {
+                Ok(coded) => coded,
+                Err(verdict) => return verdict,
+            };
+        let reason = format!("code {code}: {msg}");
         match code {
             0 => Verdict::Delivered,
             11232 | 11233 | 11247 | 99991400 => Verdict::Retry {

@@ -139,6 +139,47 @@ fn classify_http(reply: &Reply<'_>) -> Option<Verdict> {
     }
 }
 
+/// The platform's `(code, message)` from a JSON reply, taking the first of `code_keys` and of
+/// `message_keys` present. A reply without a code is judged by its HTTP status instead: the
+/// `Err` holds that verdict.
+fn coded_reply(
+    reply: &Reply<'_>,
+    code_keys: &[&str],
+    message_keys: &[&str],
+) -> Result<(i64, String), Verdict> {
+    let parsed: Option<Value> = serde_json::from_str(reply.body).ok();
+    let field = |keys: &[&str]| {
+        parsed
+            .as_ref()
+            .and_then(|v| keys.iter().find_map(|k| v.get(*k)))
+            .cloned()
+    };
+    match field(code_keys).and_then(|c| c.as_i64()) {
+        Some(code) => {
+            let message = field(message_keys)
+                .and_then(|m| m.as_str().map(excerpt))
+                .unwrap_or_default();
+            Ok((code, message))
+        }
+        None => Err(classify_http(reply).unwrap_or_else(|| {
+            Verdict::dead(format!(
+                "unexpected reply (HTTP {}): {}",
+                reply.status,
+                excerpt(reply.body)
+            ))
+        })),
+    }
+}
+
+/// The request for platforms whose URL is the whole credential (WeCom, Slack).
+fn unsigned_request(target: &SendTarget<'_>, body: Value) -> Result<OutgoingRequest, PrepareError> {
+    if !body.is_object() {
+        return Err(PrepareError::NotAnObject);
+    }
+    let url = url::Url::parse(target.url).map_err(|_| PrepareError::BadUrl)?;
+    Ok(OutgoingRequest { url, body })
+}
+
 /// The first 200 characters of a reply, for messages and the attempt log.
 pub fn excerpt(body: &str) -> String {
     const MAX: usize = 200;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
-    excerpt,
+    excerpt, unsigned_request,
 };
 
 pub struct Slack;
@@ -22,11 +22,7 @@ impl Platform for Slack {
         body: Value,
         _now: SystemTime,
     ) -> Result<OutgoingRequest, PrepareError> {
-        if !body.is_object() {
-            return Err(PrepareError::NotAnObject);
-        }
-        let url = url::Url::parse(target.url).map_err(|_| PrepareError::BadUrl)?;
-        Ok(OutgoingRequest { url, body })
+        unsigned_request(target, body)
     }
 
     fn classify(&self, reply: &Reply<'_>) -> Verdict {

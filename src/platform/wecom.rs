@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::{
     OutgoingRequest, Platform, PlatformKind, PrepareError, Reply, RetryClass, SendTarget, Verdict,
-    classify_http, excerpt,
+    coded_reply, unsigned_request,
 };
 
 pub struct WeCom;
@@ -22,34 +22,15 @@ impl Platform for WeCom {
         body: Value,
         _now: SystemTime,
     ) -> Result<OutgoingRequest, PrepareError> {
-        if !body.is_object() {
-            return Err(PrepareError::NotAnObject);
-        }
-        let url = url::Url::parse(target.url).map_err(|_| PrepareError::BadUrl)?;
-        Ok(OutgoingRequest { url, body })
+        unsigned_request(target, body)
     }
 
     fn classify(&self, reply: &Reply<'_>) -> Verdict {
-        let parsed: Option<Value> = serde_json::from_str(reply.body).ok();
-        let Some(errcode) = parsed
-            .as_ref()
-            .and_then(|v| v.get("errcode"))
-            .and_then(Value::as_i64)
-        else {
-            return classify_http(reply).unwrap_or_else(|| {
-                Verdict::dead(format!(
-                    "unexpected reply (HTTP {}): {}",
-                    reply.status,
-                    excerpt(reply.body)
-                ))
-            });
+        let (errcode, errmsg) = match coded_reply(reply, &["errcode"], &["errmsg"]) {
+            Ok(coded) => coded,
+            Err(verdict) => return verdict,
         };
-        let errmsg = parsed
-            .as_ref()
-            .and_then(|v| v.get("errmsg"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let reason = format!("errcode {errcode}: {}", excerpt(errmsg));
+        let reason = format!("errcode {errcode}: {errmsg}");
         match errcode {
             0 => Verdict::Delivered,
             -1 | 45033 => Verdict::retry(RetryClass::Transient, reason),
