@@ -208,6 +208,16 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// `push`, `issue open`: the action only when it adds something.
+fn what(d: &Value) -> String {
+    let (kind, action) = (text(&d["kind"]), text(&d["action"]));
+    if action.is_empty() || action == "-" || action == kind {
+        kind
+    } else {
+        format!("{kind} {action}")
+    }
+}
+
 fn one_line(s: &str, max: usize) -> String {
     let s = s.replace(['\n', '\r'], " ");
     match s.char_indices().nth(max) {
@@ -277,14 +287,8 @@ fn list(args: &ListArgs) -> Result<(), String> {
         "ID", "CREATED", "CHANNEL", "STATE", "TRIES", "EVENT"
     );
     for d in &items {
-        let event = format!(
-            "#{} {} {} {}",
-            text(&d["event_id"]),
-            text(&d["kind"]),
-            text(&d["action"]),
-            text(&d["repo"])
-        );
-        println!(
+        let event = format!("#{} {} {}", text(&d["event_id"]), what(d), text(&d["repo"]));
+        let line = format!(
             "{:>7}  {:19}  {:14}  {:9}  {:>5}  {:36}  {}",
             text(&d["id"]),
             time(&d["created_ms"], &target.zone),
@@ -297,6 +301,7 @@ fn list(args: &ListArgs) -> Result<(), String> {
                 .map(|e| one_line(e, 80))
                 .unwrap_or_default(),
         );
+        println!("{}", line.trim_end());
     }
     if let Some(next) = v["next_before"].as_i64() {
         println!("next: --before {next}");
@@ -329,10 +334,9 @@ fn show(args: &IdArgs) -> Result<(), String> {
         text(&d["url"])
     );
     println!(
-        "event     #{} {} {} {} from {}{}",
+        "event     #{} {} {} from {}{}",
         text(&d["event_id"]),
-        text(&d["kind"]),
-        text(&d["action"]),
+        what(d),
         text(&d["repo"]),
         text(&d["source"]),
         if d["is_test"] == true { " (test)" } else { "" }

@@ -186,6 +186,29 @@ mod tests {
         .to_string()
     }
 
+    fn config(extra: &str) -> Result<Config, String> {
+        let yaml = format!(
+            "sources: {{ gitee: {{ secret: s }} }}\nchannels: {{ c: {{ platform: slack, url: 'https://hooks.slack.com/services/T/B/x' }} }}\nroutes: [ {{ to: [c] }} ]\n{extra}"
+        );
+        Config::from_yaml(std::path::Path::new("c.yaml"), &yaml, &|_| None)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn timezone_and_people_ids_are_validated_by_the_config() {
+        assert_eq!(config("").unwrap().timezone, "+08:00");
+        assert_eq!(config("timezone: UTC").unwrap().timezone, "UTC");
+        let e = config("timezone: Asia/Shanghai").unwrap_err();
+        assert!(e.contains("timezone") && e.contains("+08:00"), "{e}");
+        let c = config("people: { alice: { slack: U1, dingtalk: '13800000000' } }").unwrap();
+        assert_eq!(
+            Audience::from_config(&c).people["alice"].slack.as_deref(),
+            Some("U1")
+        );
+        let e = config("people: { alice: { slack: '<!channel>' } }").unwrap_err();
+        assert!(e.contains("people.alice.slack"), "{e}");
+    }
+
     #[test]
     fn routes_turn_mentions_on_and_off_per_channel() {
         let a = audience(vec![

@@ -95,13 +95,14 @@ impl Relay {
         .workers(2)
         .disable_signals()
         .shutdown_timeout(10)
-        // Hostile clients: the request head must arrive within 5 s (else 408 and close: the
-        // slow-loris that trickles headers); the body has its own idle and total limits in
-        // `ingress`. A connection refused before its body was read lingers 1 s, discarding
-        // what still arrives so the client can read the answer, then closes. Idle keep-alive
-        // connections close after 5 s. Request heads are capped by actix-http (~128 KiB,
-        // 96 headers: 431).
-        .client_request_timeout(Duration::from_secs(5))
+        // Hostile clients: a new connection's request head must arrive within 10 s (else 408
+        // and close: the slow-loris that trickles headers; shorter is not safer in practice,
+        // a loaded client can take seconds between connect and write); the body has its own
+        // idle and total limits in `ingress`. A connection refused before its body was read
+        // lingers 1 s, discarding what still arrives so the client can read the answer, then
+        // closes. Idle keep-alive connections close after 5 s. Request heads are capped by
+        // actix-http (~128 KiB, 96 headers: 431).
+        .client_request_timeout(Duration::from_secs(10))
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(5))
         .listen(listener)

@@ -40,7 +40,7 @@ use redact::Redactor;
 const MAX_JSON: usize = 6 * 1024 * 1024;
 
 /// Says why the API is off and how to turn it on.
-pub const OFF: &str = "the admin API and console are off: set admin.token in the config (e.g. `admin: { token: ${GITEE_RELAY_ADMIN_TOKEN} }` with 16+ random characters) to turn them on";
+pub const OFF: &str = "the admin API and console are off: set admin.token in the config (e.g. `admin: { token: \"${GITEE_RELAY_ADMIN_TOKEN}\" }` with 16+ random characters) to turn them on";
 
 /// Mounts `/api`.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -38,9 +38,9 @@ use serde_json::json;
 use super::AppState;
 use super::replay::{self, Begin, ReplayKey};
 use crate::config::{Source, SourceAuthConfig};
+use crate::gitee::EventKind;
 use crate::gitee::auth::{self, AuthError};
 use crate::gitee::payload::{self, Delivery};
-use crate::gitee::EventKind;
 use crate::route::{RouteKey, channels_for};
 use crate::store::{EventReceipt, NewEvent};
 use crate::time_util::now_ms;
@@ -55,7 +55,6 @@ pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest a whole body may take (5 MiB at ~175 KB/s).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 
 /// How long a request waits for an identical one that is being committed (Gitee's retry
 /// racing the original) before answering 503 so Gitee tries again later.
@@ -263,9 +262,9 @@ pub async fn receive(
                     );
                     // 409, not 401: the token itself is genuine (a 401 would send the user
                     // off to check a secret that is right); what is refused is reusing it.
-                    // Gitee never sends two different deliveries under one pair except when
-                    // two events of a hook fire in the same millisecond, and then its
-                    // delivery log shows this 409 and the event can be redelivered.
+                    // The price: two different deliveries of one hook signed in the same
+                    // millisecond (several refs pushed at once, say) share a pair, and the
+                    // second is refused too; Gitee's hook log then shows this 409 for it.
                     return refuse(Refusal::new(
                         StatusCode::CONFLICT,
                         "this X-Gitee-Timestamp / X-Gitee-Token pair was already used by a delivery with another body; refused as a replay",

@@ -14,6 +14,10 @@
 //! not both stored: the second waits for the first and gets its receipt (or, if the first
 //! could not be stored, tries itself).
 //!
+//! The pair is all Gitee authenticates, so two genuinely different deliveries signed in the
+//! same millisecond (events fired together, e.g. several refs in one push) look exactly like
+//! a replay, and the second is refused as one.
+//!
 //! Limitations (documented, deliberate for now): the cache lives in this process's memory, so
 //! it is empty after a restart and not shared between replicas behind a load balancer; a pair
 //! accepted just before a restart, or by another replica, can be replayed within its window.
@@ -178,7 +182,11 @@ impl ReplayCache {
 
     /// Pairs currently remembered (in flight or done).
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -246,8 +254,7 @@ pub struct Reservation {
 impl Reservation {
     /// The event is durable: from now on the pair answers with this receipt.
     pub fn commit(mut self, receipt: EventReceipt) {
-        self.cache
-            .finish(&self.key, self.generation, Some(receipt));
+        self.cache.finish(&self.key, self.generation, Some(receipt));
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Some(receipt));
         }
@@ -336,7 +343,10 @@ mod tests {
         drop(r);
         assert!(rx.has_changed().is_err(), "the sender is gone");
         assert!(cache.is_empty());
-        assert!(matches!(cache.begin(&key("1"), fp, 100, 0), Begin::Fresh(_)));
+        assert!(matches!(
+            cache.begin(&key("1"), fp, 100, 0),
+            Begin::Fresh(_)
+        ));
     }
 
     #[test]
@@ -370,7 +380,10 @@ mod tests {
             r.commit(receipt(ts.parse().unwrap()));
         }
         assert_eq!(cache.len(), 3);
-        assert!(matches!(cache.begin(&key("1"), fp, 1_000, 0), Begin::Fresh(_)));
+        assert!(matches!(
+            cache.begin(&key("1"), fp, 1_000, 0),
+            Begin::Fresh(_)
+        ));
         assert!(matches!(
             cache.begin(&key("5"), fp, 1_000, 0),
             Begin::Duplicate(r) if r.event_id == 5

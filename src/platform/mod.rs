@@ -206,12 +206,30 @@ fn hmac_sha256_base64(key: &[u8], message: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Whether any string value inside `body` contains `needle` (keyword checks only look at text).
+/// Whether any text value inside `body` contains `needle`. Keyword checks look at text only:
+/// a keyword that appears only in a link (`url`, `href`, `messageUrl`…) does not count.
 fn body_contains_text(body: &Value, needle: &str) -> bool {
     match body {
         Value::String(s) => s.contains(needle),
         Value::Array(items) => items.iter().any(|v| body_contains_text(v, needle)),
-        Value::Object(map) => map.values().any(|v| body_contains_text(v, needle)),
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            let key = k.to_ascii_lowercase();
+            !(key.contains("url") || key == "href") && body_contains_text(v, needle)
+        }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_keyword_only_in_a_link_does_not_count() {
+        let body = json!({"card": {"elements": [{"tag": "button", "url": "https://x/gitee", "text": {"content": "Open"}}]}});
+        assert!(!body_contains_text(&body, "gitee"));
+        let body = json!({"markdown": {"text": "gitee push", "messageUrl": "https://y"}});
+        assert!(body_contains_text(&body, "gitee"));
     }
 }

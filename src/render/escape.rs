@@ -83,7 +83,7 @@ pub fn markup(platform: PlatformKind, s: &str) -> Cow<'_, str> {
         }
         PlatformKind::Wecom | PlatformKind::Dingtalk => {
             let at = platform == PlatformKind::Dingtalk;
-            if !s.contains('<') && !s.contains("](") && !(at && s.contains('@')) {
+            if !(s.contains('<') || s.contains("](") || (at && s.contains('@'))) {
                 return Cow::Borrowed(s);
             }
             let mut out = String::with_capacity(s.len() + 6);

@@ -16,7 +16,9 @@
 //!    [`FREE_TEXT_FLOOR`] characters;
 //! 2. every other string except those templates branch on or build links from
 //!    ([`KEEP_KEYS`]) and the relay's own `mentions`, down to [`ANY_TEXT_FLOOR`] characters;
-//! 3. lists (commits, labels...), down to a single item.
+//! 3. those too (only a hostile payload has a 10 KB sha or branch name): a link built from a
+//!    cut value may then be wrong, but the message is sent;
+//! 4. lists (commits, labels...), down to a single item.
 //!
 //! Only a template whose fixed text alone exceeds a limit still fails, with
 //! [`RenderError::TooLarge`].
@@ -26,14 +28,7 @@ use serde_json::Value;
 use super::RenderError;
 
 /// Keys whose string values are free text written by users.
-pub const FREE_TEXT_KEYS: &[&str] = &[
-    "message",
-    "body",
-    "description",
-    "note",
-    "title",
-    "summary",
-];
+pub const FREE_TEXT_KEYS: &[&str] = &["message", "body", "description", "note", "title", "summary"];
 
 /// Keys whose values are never cut: templates compare them (`eq action "open"`), build URLs
 /// from them (`concat repo.url "/tree/" push.branch`), or they are short by nature.
@@ -54,6 +49,9 @@ pub const KEEP_KEYS: &[&str] = &[
     "login",
 ];
 
+/// More characters than any platform shows in a whole message (Slack's `text`).
+pub const MAX_SHOWN_CHARS: usize = 40_000;
+
 /// Free text is never cut below this many characters.
 pub const FREE_TEXT_FLOOR: usize = 40;
 /// Other strings are never cut below this many characters.
@@ -64,6 +62,7 @@ pub const ANY_TEXT_FLOOR: usize = 12;
 enum Tier {
     FreeText,
     AnyText,
+    Kept,
 }
 
 /// The caps applied to a copy of the data.
@@ -71,6 +70,7 @@ enum Tier {
 struct Caps {
     free: Option<usize>,
     any: Option<usize>,
+    keep: Option<usize>,
     items: Option<usize>,
 }
 
@@ -96,7 +96,7 @@ fn capped(v: &Value, key: &str, depth: usize, caps: Caps) -> Value {
     match v {
         Value::String(s) => {
             let cap = if KEEP_KEYS.contains(&key) {
-                None
+                caps.keep
             } else if FREE_TEXT_KEYS.contains(&key) {
                 match (caps.free, caps.any) {
                     (Some(f), Some(a)) => Some(f.min(a)),
@@ -139,8 +139,11 @@ fn capped(v: &Value, key: &str, depth: usize, caps: Caps) -> Value {
 fn longest(v: &Value, key: &str, depth: usize, tier: Tier) -> usize {
     match v {
         Value::String(s) => {
-            let counts = !KEEP_KEYS.contains(&key)
-                && (tier == Tier::AnyText || FREE_TEXT_KEYS.contains(&key));
+            let counts = match tier {
+                Tier::FreeText => FREE_TEXT_KEYS.contains(&key) && !KEEP_KEYS.contains(&key),
+                Tier::AnyText => !KEEP_KEYS.contains(&key),
+                Tier::Kept => KEEP_KEYS.contains(&key),
+            };
             if counts { s.chars().count() } else { 0 }
         }
         Value::Array(items) => items
@@ -179,23 +182,39 @@ fn longest_list(v: &Value, depth: usize) -> usize {
 /// Renders `data` with `attempt` (which renders and checks the limits); when the body is too
 /// large, renders shortened copies until one fits (see the module documentation).
 pub fn fit(
-    data: &Value,
-    attempt: impl Fn(&Value) -> Result<Value, RenderError>,
+    data: Value,
+    attempt: impl Fn(Value) -> Result<Value, RenderError>,
 ) -> Result<Value, RenderError> {
-    let mut last = match attempt(data) {
+    let mut last = match attempt(data.clone()) {
         Err(e @ RenderError::TooLarge { .. }) => e,
         other => return other,
     };
+    // No platform shows more than 40,000 characters: longer strings can only be cut, which
+    // makes every attempt below cheaper on huge payloads.
+    let data = capped(
+        &data,
+        "",
+        0,
+        Caps {
+            free: None,
+            any: Some(MAX_SHOWN_CHARS),
+            keep: Some(MAX_SHOWN_CHARS),
+            items: None,
+        },
+    );
+    let data = &data;
     // Each step: the caps as a function of the searched value, the smallest value, the largest.
     let free_max = longest(data, "", 0, Tier::FreeText);
     let any_max = longest(data, "", 0, Tier::AnyText);
+    let kept_max = longest(data, "", 0, Tier::Kept);
     let list_max = longest_list(data, 0);
     type Step = (fn(usize) -> Caps, usize, usize);
-    let steps: [Step; 3] = [
+    let steps: [Step; 4] = [
         (
             |l| Caps {
                 free: Some(l),
                 any: None,
+                keep: None,
                 items: None,
             },
             FREE_TEXT_FLOOR,
@@ -205,15 +224,27 @@ pub fn fit(
             |l| Caps {
                 free: Some(FREE_TEXT_FLOOR),
                 any: Some(l),
+                keep: None,
                 items: None,
             },
             ANY_TEXT_FLOOR,
             any_max,
         ),
         (
+            |l| Caps {
+                free: Some(FREE_TEXT_FLOOR),
+                any: Some(ANY_TEXT_FLOOR),
+                keep: Some(l),
+                items: None,
+            },
+            ANY_TEXT_FLOOR,
+            kept_max,
+        ),
+        (
             |n| Caps {
                 free: Some(FREE_TEXT_FLOOR),
                 any: Some(ANY_TEXT_FLOOR),
+                keep: Some(ANY_TEXT_FLOOR),
                 items: Some(n),
             },
             1,
@@ -224,7 +255,7 @@ pub fn fit(
         if max <= floor {
             continue;
         }
-        let mut best = match attempt(&capped(data, "", 0, caps(floor))) {
+        let mut best = match attempt(capped(data, "", 0, caps(floor))) {
             Ok(body) => body,
             Err(e @ RenderError::TooLarge { .. }) => {
                 last = e;
@@ -236,7 +267,7 @@ pub fn fit(
         let (mut lo, mut hi) = (floor, max);
         while hi - lo > (lo / 32).max(1) {
             let mid = lo + (hi - lo) / 2;
-            match attempt(&capped(data, "", 0, caps(mid))) {
+            match attempt(capped(data, "", 0, caps(mid))) {
                 Ok(body) => {
                     best = body;
                     lo = mid;
@@ -281,13 +312,21 @@ mod tests {
             Caps {
                 free: Some(50),
                 any: None,
+                keep: None,
                 items: None,
             },
         );
         assert_eq!(c["action"], data["action"]);
         assert_eq!(c["title"].as_str().unwrap().chars().count(), 50);
         assert_eq!(c["name"], data["name"]);
-        assert_eq!(c["raw"]["commits"][0]["message"].as_str().unwrap().chars().count(), 50);
+        assert_eq!(
+            c["raw"]["commits"][0]["message"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count(),
+            50
+        );
         assert_eq!(c["raw"]["commits"][1]["message"], "short");
         let c = capped(
             &data,
@@ -296,6 +335,7 @@ mod tests {
             Caps {
                 free: Some(50),
                 any: Some(20),
+                keep: None,
                 items: Some(1),
             },
         );

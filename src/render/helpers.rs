@@ -702,11 +702,18 @@ mod tests {
             render(s, "{{who dave}}", &data),
             "<https://g.com/dave|Dave &lt;d&gt;>"
         );
-        assert_eq!(render(PlatformKind::Wecom, "{{who dave}}", &data), "[Dave <\u{200B}d>](https://g.com/dave)");
+        assert_eq!(
+            render(PlatformKind::Wecom, "{{who dave}}", &data),
+            "[Dave <\u{200B}d>](https://g.com/dave)"
+        );
         assert_eq!(render(s, "[{{who nobody}}]", &data), "[]");
         assert_eq!(render(s, "{{json list}}", &data), "[\"1\",\"x\\\"y\"]");
         assert_eq!(
-            render(s, "{{#if (has_url \"x\" u)}}y{{/if}}{{#if (has_url \"x\")}}n{{/if}}", &data),
+            render(
+                s,
+                "{{#if (has_url \"x\" u)}}y{{/if}}{{#if (has_url \"x\")}}n{{/if}}",
+                &data
+            ),
             "y"
         );
         let r = registry(s);
@@ -717,9 +724,15 @@ mod tests {
     #[test]
     fn time_uses_the_root_timezone() {
         let data = json!({"ms": 1_700_000_000_000i64, "timezone": "UTC"});
-        assert_eq!(render(PlatformKind::Slack, "{{time ms}}", &data), "2023-11-14 22:13");
+        assert_eq!(
+            render(PlatformKind::Slack, "{{time ms}}", &data),
+            "2023-11-14 22:13"
+        );
         let data = json!({"ms": 1_700_000_000_000i64});
-        assert_eq!(render(PlatformKind::Slack, "{{time ms}}", &data), "2023-11-15 06:13");
+        assert_eq!(
+            render(PlatformKind::Slack, "{{time ms}}", &data),
+            "2023-11-15 06:13"
+        );
     }
 
     #[test]

@@ -122,7 +122,11 @@ pub fn check_fitted(platform: PlatformKind, body: &Value) -> Result<(), Violatio
     check_with_reserve(platform, body, SEND_TIME_RESERVE_BYTES)
 }
 
-fn check_with_reserve(platform: PlatformKind, body: &Value, reserve: usize) -> Result<(), Violation> {
+fn check_with_reserve(
+    platform: PlatformKind,
+    body: &Value,
+    reserve: usize,
+) -> Result<(), Violation> {
     let obj = body
         .as_object()
         .ok_or_else(|| schema("the body is not a JSON object"))?;

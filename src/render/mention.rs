@@ -135,7 +135,11 @@ pub fn compute(
         return out;
     }
     let mut candidates: Vec<(&str, &str, &'static str)> = Vec::new();
-    fn add_user<'c>(u: &'c User, role: &'static str, list: &mut Vec<(&'c str, &'c str, &'static str)>) {
+    fn add_user<'c>(
+        u: &'c User,
+        role: &'static str,
+        list: &mut Vec<(&'c str, &'c str, &'static str)>,
+    ) {
         if !u.login.is_empty() {
             list.push((u.login.as_str(), u.name.as_str(), role));
         }
@@ -222,7 +226,10 @@ mod tests {
     fn people() -> People {
         let mut p = People::new();
         p.insert("carol".into(), person("13800000001", "carol", "ou_c", "UC"));
-        p.insert("Dave".into(), person("dave-ding", "13800000002", "ou_d", "UD"));
+        p.insert(
+            "Dave".into(),
+            person("dave-ding", "13800000002", "ou_d", "UD"),
+        );
         p.insert("alice".into(), person("13800000003", "alice", "ou_a", "UA"));
         p.insert("zed".into(), person("x\"y", "<bad>", "", "U Z"));
         p
@@ -285,6 +292,9 @@ mod tests {
         let ctx = sample::issue("assign", "open");
         let m = compute(PlatformKind::Feishu, &ctx, &people(), true);
         assert_eq!(m.people.len(), 1);
-        assert_eq!((m.people[0].role, m.people[0].id.as_str()), ("assignee", "ou_c"));
+        assert_eq!(
+            (m.people[0].role, m.people[0].id.as_str()),
+            ("assignee", "ou_c")
+        );
     }
 }

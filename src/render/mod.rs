@@ -67,6 +67,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use handlebars::{Handlebars, RenderErrorReason};
 use serde::Serialize;
@@ -115,22 +116,19 @@ impl TemplateSet {
         platform: PlatformKind,
         overrides: Option<&Path>,
     ) -> Result<TemplateSet, TemplateError> {
-        let mut texts: BTreeMap<String, (TemplateSource, String)> = builtin::templates(platform)
-            .iter()
-            .map(|(name, text)| {
-                let source = TemplateSource::Builtin {
-                    platform,
-                    name: (*name).to_owned(),
-                };
-                ((*name).to_owned(), (source, (*text).to_owned()))
-            })
-            .collect();
-        if let Some(dir) = overrides {
-            for (name, path, text) in read_overrides(platform, dir)? {
-                texts.insert(name, (TemplateSource::File(path), text));
-            }
+        // The built-ins are compiled once per process and validated by the unit tests; only
+        // override files are compiled here, on top of a copy.
+        let mut set = Self::builtin(platform);
+        let Some(dir) = overrides else {
+            return Ok(set);
+        };
+        for (name, path, text) in read_overrides(platform, dir)? {
+            let source = TemplateSource::File(path);
+            set.registry
+                .register_template_string(&name, &text)
+                .map_err(|e| syntax_error(&source, &text, &e))?;
+            set.sources.insert(name, source);
         }
-        let set = Self::compile(platform, texts)?;
         set.validate()?;
         Ok(set)
     }
@@ -148,6 +146,20 @@ impl TemplateSet {
     /// The built-in templates only. Panics only if a built-in template does not compile, which
     /// the unit tests rule out.
     pub fn builtin(platform: PlatformKind) -> TemplateSet {
+        static COMPILED: OnceLock<Vec<TemplateSet>> = OnceLock::new();
+        let all = COMPILED.get_or_init(|| {
+            PlatformKind::ALL
+                .into_iter()
+                .map(Self::compile_builtin)
+                .collect()
+        });
+        all.iter()
+            .find(|s| s.platform == platform)
+            .cloned()
+            .unwrap_or_else(|| Self::compile_builtin(platform))
+    }
+
+    fn compile_builtin(platform: PlatformKind) -> TemplateSet {
         let texts = builtin::templates(platform)
             .iter()
             .map(|(name, text)| {
@@ -249,7 +261,7 @@ impl TemplateSet {
     pub fn render_data(&self, name: &str, data: &Value) -> Result<Value, RenderError> {
         let mut data = data.clone();
         self.add_defaults(&mut data);
-        fit::fit(&data, |d| self.render_checked(name, d))
+        fit::fit(data, |d| self.render_checked(name, d))
     }
 
     fn add_defaults(&self, data: &mut Value) {
@@ -295,11 +307,11 @@ impl TemplateSet {
             reason: format!("the data cannot be serialised: {e}"),
         })?;
         self.add_defaults(&mut data);
-        self.render_checked(name, &data)
+        self.render_checked(name, data)
     }
 
-    fn render_checked(&self, name: &str, data: &Value) -> Result<Value, RenderError> {
-        let text = self.render_text(name, data)?;
+    fn render_checked(&self, name: &str, data: Value) -> Result<Value, RenderError> {
+        let text = self.render_context(name, &handlebars::Context::from(data))?;
         let template = self.source_of(name);
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: template.clone(),
@@ -332,13 +344,23 @@ impl TemplateSet {
     /// The rendered text of template `name`, not parsed (for debugging a template). The data
     /// is used as is (see [`TemplateSet::context_value`] for what event templates expect).
     pub fn render_text(&self, name: &str, data: &impl Serialize) -> Result<String, RenderError> {
+        let ctx = handlebars::Context::wraps(data).map_err(|e| RenderError::Template {
+            template: self.source_of(name),
+            line: None,
+            column: None,
+            reason: format!("the data cannot be serialised: {e}"),
+        })?;
+        self.render_context(name, &ctx)
+    }
+
+    fn render_context(&self, name: &str, ctx: &handlebars::Context) -> Result<String, RenderError> {
         if !self.registry.has_template(name) {
             return Err(RenderError::NoTemplate {
                 platform: self.platform,
                 name: name.to_owned(),
             });
         }
-        self.registry.render(name, data).map_err(|e| {
+        self.registry.render_with_context(name, ctx).map_err(|e| {
             let template = e
                 .template_name
                 .as_deref()

@@ -57,8 +57,7 @@ const TOKENS: &[&str] = &[
 fn nasty() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
-        proptest::collection::vec(proptest::sample::select(TOKENS), 0..12)
-            .prop_map(|v| v.concat()),
+        proptest::collection::vec(proptest::sample::select(TOKENS), 0..12).prop_map(|v| v.concat()),
         (any::<String>(), proptest::sample::select(TOKENS)).prop_map(|(a, t)| format!("{a}{t}{a}")),
     ]
 }
@@ -71,16 +70,19 @@ struct Poison {
     /// Fields made huge: (field index modulo, repeat count).
     huge_every: usize,
     huge_repeat: usize,
-    /// Keep real URLs (false: URLs get arbitrary text too).
+    /// Keep real URLs (false: URLs get arbitrary text too, half of them after `https://`).
     keep_urls: bool,
 }
 
 fn poison() -> impl Strategy<Value = Poison> {
     (
-        proptest::collection::vec(nasty(), 1..8),
+        proptest::collection::vec(
+            nasty().prop_map(|s| if s.is_empty() { "x".to_owned() } else { s }),
+            1..8,
+        ),
         any::<u64>(),
-        prop_oneof![Just(0usize), 2usize..40],
-        prop_oneof![Just(1usize), 50usize..2000],
+        prop_oneof![Just(0usize), 1usize..12],
+        prop_oneof![Just(1usize), 100usize..3000],
         any::<bool>(),
     )
         .prop_map(|(pool, seed, huge_every, huge_repeat, keep_urls)| Poison {
@@ -94,10 +96,20 @@ fn poison() -> impl Strategy<Value = Poison> {
 
 /// Fields that select the variant (kept so every variant is exercised) and the logins (a few
 /// known ones, so that mentions happen).
-const KEEP: &[&str] = &["action", "action_desc", "noteable_type", "state", "hook_name"];
+const KEEP: &[&str] = &[
+    "action",
+    "action_desc",
+    "noteable_type",
+    "state",
+    "hook_name",
+];
 const LOGINS: &[&str] = &["login", "username", "user_name"];
 
-fn apply(v: &mut Value, key: &str, p: &Poison, counter: &mut u64) {
+/// At most this many characters of huge text per payload (a payload is at most 5 MiB anyway;
+/// this keeps the test fast).
+const HUGE_BUDGET: usize = 400_000;
+
+fn apply(v: &mut Value, key: &str, p: &Poison, counter: &mut u64, budget: &mut usize) {
     match v {
         Value::String(s) => {
             *counter += 1;
@@ -113,18 +125,32 @@ fn apply(v: &mut Value, key: &str, p: &Poison, counter: &mut u64) {
                 };
                 return;
             }
-            if (key == "url" || key.ends_with("_url")) && p.keep_urls {
+            let is_url = key == "url" || key.ends_with("_url");
+            if is_url && p.keep_urls {
                 return;
             }
             let text = &p.pool[(n as usize) % p.pool.len()];
-            *s = if p.huge_every > 0 && (*counter as usize).is_multiple_of(p.huge_every) {
+            let huge = text.chars().count() * p.huge_repeat;
+            let text = if p.huge_every > 0
+                && (*counter as usize).is_multiple_of(p.huge_every)
+                && huge <= *budget
+            {
+                *budget -= huge;
                 text.repeat(p.huge_repeat)
             } else {
                 text.clone()
             };
+            // Half of the arbitrary URLs are http(s) URLs, so they become (long) links.
+            *s = if is_url && n.is_multiple_of(2) {
+                format!("https://gitee.com/{text}")
+            } else {
+                text
+            };
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| apply(x, key, p, counter)),
-        Value::Object(o) => o.iter_mut().for_each(|(k, x)| apply(x, k, p, counter)),
+        Value::Array(a) => a.iter_mut().for_each(|x| apply(x, key, p, counter, budget)),
+        Value::Object(o) => o
+            .iter_mut()
+            .for_each(|(k, x)| apply(x, k, p, counter, budget)),
         _ => {}
     }
 }
@@ -291,8 +317,9 @@ fn check_markup(p: PlatformKind, body: &Value) -> Result<(), String> {
 }
 
 proptest! {
+    // 64 cases keep `cargo test` fast; PROPTEST_CASES=2000 for a deeper run.
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -304,8 +331,8 @@ proptest! {
     ) {
         let s = &samples::all()[sample];
         let mut payload: Value = serde_json::from_str(s.body).unwrap();
-        let mut counter = 0;
-        apply(&mut payload, "", &p, &mut counter);
+        let (mut counter, mut budget) = (0, HUGE_BUDGET);
+        apply(&mut payload, "", &p, &mut counter, &mut budget);
         let body_bytes = serde_json::to_vec(&payload).unwrap();
         let audience = audience();
         let target = Target { audience: &audience, channel: "c" };
@@ -334,6 +361,7 @@ fn the_checks_catch_injected_markup() {
     assert!(check_markup(PlatformKind::Slack, &ok).is_ok());
     let bad = serde_json::json!({"msgtype": "markdown", "markdown": {"title": "t", "text": "hi @all"}, "at": {"atMobiles": [], "atUserIds": [], "isAtAll": false}});
     assert!(check_markup(PlatformKind::Dingtalk, &bad).is_err());
-    let bad = serde_json::json!({"msgtype": "markdown", "markdown": {"content": "[x](javascript:y)"}});
+    let bad =
+        serde_json::json!({"msgtype": "markdown", "markdown": {"content": "[x](javascript:y)"}});
     assert!(check_markup(PlatformKind::Wecom, &bad).is_err());
 }

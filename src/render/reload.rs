@@ -179,7 +179,7 @@ impl Reloader {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let dirs = self.dirs();
-        let _watcher = if dirs.is_empty() {
+        let mut watcher = if dirs.is_empty() {
             None
         } else {
             match watch_dirs(&dirs, tx.clone()) {
@@ -207,6 +207,10 @@ impl Reloader {
                         }
                     }
                     self.reload_all("a template file changed");
+                    // A folder replaced by a rename or a symlink swap is a new inode: watch it.
+                    if let Some(w) = watcher.as_mut() {
+                        rewatch(w, &dirs);
+                    }
                 }
                 _ = next_hangup(&mut hangup) => {
                     self.reload_all("SIGHUP");
@@ -252,6 +256,17 @@ async fn next_hangup(hangup: &mut Hangup) {
     }
     let _ = hangup;
     std::future::pending::<()>().await
+}
+
+/// Watches `dirs` again (after a folder was replaced, the old watch points at nothing).
+fn rewatch(watcher: &mut notify::RecommendedWatcher, dirs: &BTreeSet<PathBuf>) {
+    use notify::{RecursiveMode, Watcher};
+    for dir in dirs {
+        let _ = watcher.unwatch(dir);
+        if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the template folder");
+        }
+    }
 }
 
 /// True when `path` is `dir` or inside it.
@@ -303,10 +318,7 @@ mod tests {
     }
 
     fn text_of(store: &TemplateStore) -> String {
-        let body = store
-            .current()
-            .render(&sample::push("push", 1, 1))
-            .unwrap();
+        let body = store.current().render(&sample::push("push", 1, 1)).unwrap();
         body["text"].as_str().unwrap().to_owned()
     }
 
@@ -317,18 +329,29 @@ mod tests {
         let store = TemplateStore::load(PlatformKind::Slack, Some(tmp.path()), "UTC").unwrap();
         assert!(text_of(&store).starts_with("v1 "));
 
-        write(tmp.path(), "slack/push.hbs", r#"{"text": "v2 {{summary}}"}"#);
+        write(
+            tmp.path(),
+            "slack/push.hbs",
+            r#"{"text": "v2 {{summary}}"}"#,
+        );
         store.reload().unwrap();
         assert!(text_of(&store).starts_with("v2 "));
         assert_eq!(store.generation(), 1);
         assert_eq!(store.current().timezone(), "UTC");
 
         // Line 2 has an unclosed block.
-        write(tmp.path(), "slack/push.hbs", "{\"text\":\n \"{{#if summary}}v3\"}");
+        write(
+            tmp.path(),
+            "slack/push.hbs",
+            "{\"text\":\n \"{{#if summary}}v3\"}",
+        );
         let err = store.reload().unwrap_err().to_string();
         let path = tmp.path().join("slack/push.hbs");
         assert!(err.contains(&format!("{}:", path.display())), "{err}");
-        assert!(text_of(&store).starts_with("v2 "), "the old set keeps serving");
+        assert!(
+            text_of(&store).starts_with("v2 "),
+            "the old set keeps serving"
+        );
         assert_eq!(store.generation(), 1);
         assert_eq!(store.last_error(), Some(err));
 
@@ -350,7 +373,11 @@ mod tests {
         let task = tokio::spawn(Reloader::new([store.clone(), store.clone()]).run(stop_rx));
         // Let the watcher start.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        write(tmp.path(), "slack/push.hbs", r#"{"text": "v2 {{summary}}"}"#);
+        write(
+            tmp.path(),
+            "slack/push.hbs",
+            r#"{"text": "v2 {{summary}}"}"#,
+        );
         let mut swapped = false;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -360,7 +387,38 @@ mod tests {
             }
         }
         assert!(swapped, "the edit was not picked up");
+
+        // The whole folder replaced by a rename (how ConfigMaps and deploy tools swap it).
+        let next = tmp.path().with_extension("next");
+        write(&next, "slack/push.hbs", r#"{"text": "v3 {{summary}}"}"#);
+        std::fs::rename(tmp.path(), tmp.path().with_extension("old")).unwrap();
+        std::fs::rename(&next, tmp.path()).unwrap();
+        assert!(
+            wait_for(&store, "v3 ").await,
+            "the replaced folder was not picked up"
+        );
+        // And edits in the new folder are still seen.
+        write(
+            tmp.path(),
+            "slack/push.hbs",
+            r#"{"text": "v4 {{summary}}"}"#,
+        );
+        assert!(
+            wait_for(&store, "v4 ").await,
+            "an edit in the new folder was not picked up"
+        );
+        let _ = std::fs::remove_dir_all(tmp.path().with_extension("old"));
         stop.send(true).unwrap();
         task.await.unwrap();
+    }
+
+    async fn wait_for(store: &TemplateStore, prefix: &str) -> bool {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if text_of(store).starts_with(prefix) {
+                return true;
+            }
+        }
+        false
     }
 }

@@ -334,10 +334,7 @@ pub fn contexts() -> Vec<(String, EventContext)> {
             "issue/state_change-rejected",
             issue("state_change", "rejected"),
         ),
-        (
-            "issue/state_change-reopen",
-            issue("state_change", "open"),
-        ),
+        ("issue/state_change-reopen", issue("state_change", "open")),
         ("issue/assign", issue("assign", "open")),
         ("issue/delete", issue("delete", "open")),
         ("issue/other", issue("update", "open")),

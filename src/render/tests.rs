@@ -161,7 +161,14 @@ fn builtins_compile_and_pass_validation_on_every_platform() {
         assert_eq!(set.platform(), p);
         assert_eq!(
             set.names(),
-            ["digest", "issue", "merge_request", "note", "push", "tag_push"]
+            [
+                "digest",
+                "issue",
+                "merge_request",
+                "note",
+                "push",
+                "tag_push"
+            ]
         );
         set.validate().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -282,7 +289,10 @@ fn wording_per_event_and_action() {
             "merge_request/assign",
             vec!["assigned pull request", "Carol", "Dave", "PR #42 assigned"],
         ),
-        ("merge_request/other", vec!["reopened pull request", "PR #42 reopened"]),
+        (
+            "merge_request/other",
+            vec!["reopened pull request", "PR #42 reopened"],
+        ),
         (
             "issue/open",
             vec![
@@ -315,7 +325,10 @@ fn wording_per_event_and_action() {
             "issue/delete",
             vec!["deleted issue", "issue #I4CYEO deleted"],
         ),
-        ("issue/other", vec!["updated issue", "issue #I4CYEO updated"]),
+        (
+            "issue/other",
+            vec!["updated issue", "issue #I4CYEO updated"],
+        ),
         (
             "note/issue",
             vec![
@@ -654,7 +667,10 @@ fn huge_fields_are_truncated_within_every_limit() {
                 .unwrap_or_else(|e| panic!("{p} {label}: {e}"));
             // Shortened, not emptied: the huge text still shows, cut with an ellipsis.
             let all = texts(&body);
-            assert!(all.contains("长长长长长长长长") && all.contains('…'), "{p} {label}");
+            assert!(
+                all.contains("长长长长长长长长") && all.contains('…'),
+                "{p} {label}"
+            );
         }
     }
 }
@@ -700,7 +716,15 @@ fn an_override_folder_replaces_exactly_one_template() {
     }
     assert_eq!(
         set.names(),
-        ["_sig", "digest", "issue", "merge_request", "note", "push", "tag_push"]
+        [
+            "_sig",
+            "digest",
+            "issue",
+            "merge_request",
+            "note",
+            "push",
+            "tag_push"
+        ]
     );
     let body = set.render(&sample("push/push")).unwrap();
     assert_eq!(body, serde_json::json!({"text": "custom Alice — acme/app"}));
@@ -865,12 +889,19 @@ fn a_template_showing_everything_is_fitted_longest_text_first() {
     let short = "short message".to_owned();
     if let Some(p) = ctx.push.as_mut() {
         for (i, c) in p.commits.iter_mut().enumerate() {
-            c.message = if i == 3 { short.clone() } else { "长".repeat(3000) };
+            c.message = if i == 3 {
+                short.clone()
+            } else {
+                "长".repeat(3000)
+            };
         }
     }
     let body = set.render(&ctx).unwrap();
     let size = serde_json::to_string(&body).unwrap().len();
-    assert!(size <= limits::DINGTALK_MAX_BODY_BYTES - limits::SEND_TIME_RESERVE_BYTES, "{size}");
+    assert!(
+        size <= limits::DINGTALK_MAX_BODY_BYTES - limits::SEND_TIME_RESERVE_BYTES,
+        "{size}"
+    );
     // Fitted, not starved: most of the budget is used.
     assert!(size > 15_000, "{size}");
     let text = body["markdown"]["text"].as_str().unwrap();
@@ -878,9 +909,15 @@ fn a_template_showing_everything_is_fitted_longest_text_first() {
     assert!(text.contains(&short), "{text}");
     assert_eq!(text.matches('…').count(), 19, "{text}");
     for i in 1..=20 {
-        assert!(text.contains(&format!("]({})", commit(i).url)), "commit {i}");
+        assert!(
+            text.contains(&format!("]({})", commit(i).url)),
+            "commit {i}"
+        );
     }
-    assert!(text.ends_with("/compare/0000000...0000000)") || text.contains("](https://gitee.com/acme/app/compare/"));
+    assert!(
+        text.ends_with("/compare/0000000...0000000)")
+            || text.contains("](https://gitee.com/acme/app/compare/")
+    );
 }
 
 #[test]
@@ -893,7 +930,10 @@ fn a_huge_comment_fits_every_platform_and_keeps_its_link() {
     for (p, body) in render_all(&ctx) {
         limits::check_fitted(p, &body).unwrap_or_else(|e| panic!("{p}: {e:?}"));
         let all = texts(&body);
-        assert!(all.contains("#note_1234"), "{p}: the link to the comment is gone");
+        assert!(
+            all.contains("#note_1234"),
+            "{p}: the link to the comment is gone"
+        );
         assert!(all.contains('…'), "{p}");
         assert!(all.contains("评论 comment"), "{p}");
     }

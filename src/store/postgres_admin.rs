@@ -151,18 +151,25 @@ impl AdminStore for PostgresStore {
 
     async fn redeliver(&self, id: i64, now_ms: i64) -> Result<DeliverySummary, RedeliverError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        // Locks the row so two clicks cannot both see it finished and both redeliver... each
-        // still gets its own new delivery, as with SQLite; the lock only orders them.
+        // Locks the row: two redeliveries of one delivery at once are taken in turn (each
+        // still creates its own new delivery, as with SQLite).
         let current: Option<String> =
             sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
-        let Some(current) = current else {
-            return Err(RedeliverError::NotFound(id));
+        // End the transaction now on a refusal: a dropped one is rolled back only later, and
+        // until then its lock makes the dispatcher's claims skip (PostgreSQL) or wait
+        // (SQLite) for the row.
+        let refusal = match current {
+            None => Some(RedeliverError::NotFound(id)),
+            Some(current) => check_finished(id, state(&current)?).err(),
         };
-        check_finished(id, state(&current)?)?;
+        if let Some(refusal) = refusal {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(refusal);
+        }
         let new_id: i64 = sqlx::query_scalar(
             "INSERT INTO deliveries (event_id, channel, state, next_attempt_ms, created_ms, updated_ms)
              SELECT event_id, channel, 'pending', $1, $1, $1 FROM deliveries WHERE id = $2

@@ -163,10 +163,17 @@ impl AdminStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
-        let Some(current) = current else {
-            return Err(RedeliverError::NotFound(id));
+        // End the transaction now on a refusal: a dropped one is rolled back only later, and
+        // until then its lock makes the dispatcher's claims skip (PostgreSQL) or wait
+        // (SQLite) for the row.
+        let refusal = match current {
+            None => Some(RedeliverError::NotFound(id)),
+            Some(current) => check_finished(id, state(&current)?).err(),
         };
-        check_finished(id, state(&current)?)?;
+        if let Some(refusal) = refusal {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Err(refusal);
+        }
         let new_id: i64 = sqlx::query_scalar(
             "INSERT INTO deliveries (event_id, channel, state, next_attempt_ms, created_ms, updated_ms)
              SELECT event_id, channel, 'pending', ?, ?, ? FROM deliveries WHERE id = ?

@@ -1096,3 +1096,32 @@ async fn the_cli_lists_shows_and_redelivers_deliveries_and_sends_tests() {
     assert!(!ok);
     assert!(out.contains("no delivery 999999"), "{out}");
 }
+
+#[test]
+fn the_admin_token_comes_from_the_config_and_must_be_long() {
+    let parse = |admin: &str, env: Option<&str>| {
+        let yaml = format!("sources: {{ gitee: {{ secret: s3cret-value }} }}\n{admin}\n");
+        gitee_relay::config::Config::from_yaml(
+            std::path::Path::new("config.yaml"),
+            &yaml,
+            &|name| (name == "TOKEN").then(|| env.map(str::to_owned)).flatten(),
+        )
+    };
+    let on = parse("admin: { token: \"${TOKEN:-}\" }", Some(ADMIN_TOKEN)).unwrap();
+    assert_eq!(on.admin.token.as_ref().unwrap().expose(), ADMIN_TOKEN);
+    for off in ["admin:\n  token: ${TOKEN:-}", "admin: {}", ""] {
+        assert!(parse(off, None).unwrap().admin.token.is_none(), "{off}");
+    }
+    let err = parse("admin: { token: short-Tok3n }", None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin.token") && err.contains("16"), "{err}");
+    assert!(
+        !err.contains("short-Tok3n"),
+        "the value is not echoed: {err}"
+    );
+    assert!(
+        parse("admin: { tokn: x }", None).is_err(),
+        "unknown keys are refused"
+    );
+}

@@ -14,9 +14,9 @@ use gitee_relay::gitee::payload::hook_title;
 use gitee_relay::http::ingress::{HeaderFacts, parse_body};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -436,12 +436,7 @@ const COMMIT: &[(&str, T)] = &[
     ("modified", Strs),
 ];
 const LABEL: &[(&str, T)] = &[("id", Int), ("name", Str), ("color", Str)];
-const MILESTONE: &[(&str, T)] = &[
-    ("id", Int),
-    ("title", Str),
-    ("state", Str),
-    ("due_on", Str),
-];
+const MILESTONE: &[(&str, T)] = &[("id", Int), ("title", Str), ("state", Str), ("due_on", Str)];
 const ISSUE: &[(&str, T)] = &[
     ("id", Int),
     ("number", Str),
@@ -620,6 +615,11 @@ fn hook_fields(kind: EventKind) -> Vec<(&'static str, T)> {
     own.iter().chain(ENVELOPE).copied().collect()
 }
 
+/// Where a refusal is expected and why: (JSON path, reason).
+type Verdict = Option<(String, &'static str)>;
+/// Fields still to visit: (path prefix, fields of the struct there).
+type Pending = std::collections::VecDeque<(Vec<Seg>, Vec<(&'static str, T)>)>;
+
 /// A JSON path as `serde_path_to_error` prints it: `commits[0].author`.
 #[derive(Debug, Clone)]
 enum Seg {
@@ -648,8 +648,7 @@ fn path_text(path: &[Seg]) -> String {
 fn every_field(kind: EventKind) -> Vec<(Vec<Seg>, T)> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut queue: std::collections::VecDeque<(Vec<Seg>, Vec<(&'static str, T)>)> =
-        [(Vec::new(), hook_fields(kind))].into();
+    let mut queue: Pending = [(Vec::new(), hook_fields(kind))].into();
     while let Some((prefix, fields)) = queue.pop_front() {
         for (name, t) in fields {
             let mut path = prefix.clone();
@@ -766,12 +765,12 @@ fn base_sample(kind: EventKind) -> &'static str {
 }
 
 /// One mutated body per (field, value) and per list element shape, with its verdict.
-fn type_matrix(kind: EventKind) -> Vec<(String, Vec<u8>, Option<(String, &'static str)>)> {
+fn type_matrix(kind: EventKind) -> Vec<(String, Vec<u8>, Verdict)> {
     let base: Value = serde_json::from_slice(sample(base_sample(kind))).unwrap();
     let mut out = Vec::new();
     for (path, t) in every_field(kind) {
         let text = path_text(&path);
-        let mut shapes: Vec<(String, Value, Option<(String, &'static str)>)> = values()
+        let mut shapes: Vec<(String, Value, Verdict)> = values()
             .into_iter()
             .map(|(name, v)| {
                 let verdict = verdict(t, name).map(|r| (text.clone(), r));
@@ -944,8 +943,14 @@ fn cases() -> Vec<Case> {
     // Content types.
     for (ct, expect) in [
         ("text/plain", Refused(415, NOT_JSON_TYPE)),
-        ("application/x-www-form-urlencoded", Refused(415, NOT_JSON_TYPE)),
-        ("multipart/form-data; boundary=x", Refused(415, NOT_JSON_TYPE)),
+        (
+            "application/x-www-form-urlencoded",
+            Refused(415, NOT_JSON_TYPE),
+        ),
+        (
+            "multipart/form-data; boundary=x",
+            Refused(415, NOT_JSON_TYPE),
+        ),
         ("application/xml", Refused(415, NOT_JSON_TYPE)),
         ("application/jsonx", Refused(415, NOT_JSON_TYPE)),
         ("", Refused(415, NOT_JSON_TYPE)),
@@ -1047,7 +1052,10 @@ fn cases() -> Vec<Case> {
     {
         let ts = fresh_ts();
         let sig = gitee_signature(GITEE_SECRET, &ts);
-        let encoded = sig.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        let encoded = sig
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
         v.push(case(
             "URL-encoded signature",
             Req::signed("Push Hook", push)
@@ -1079,7 +1087,10 @@ fn cases() -> Vec<Case> {
     let signed_ts = |ts: &str| {
         Req::signed("Push Hook", push)
             .set("X-Gitee-Timestamp", ts.as_bytes())
-            .set("X-Gitee-Token", gitee_signature(GITEE_SECRET, ts).as_bytes())
+            .set(
+                "X-Gitee-Token",
+                gitee_signature(GITEE_SECRET, ts).as_bytes(),
+            )
     };
     for (what, ts) in [
         ("negative", format!("-{now}")),
@@ -1177,8 +1188,7 @@ fn cases() -> Vec<Case> {
     ));
     v.push(case(
         "Content-Length and Transfer-Encoding together",
-        Req::signed("Push Hook", push)
-            .h("Transfer-Encoding", "chunked"),
+        Req::signed("Push Hook", push).h("Transfer-Encoding", "chunked"),
         Bare(400),
     ));
     v.push(case(
@@ -1208,7 +1218,10 @@ fn cases() -> Vec<Case> {
     ));
     v.push(case(
         "invalid UTF-8 body",
-        Req::signed("Push Hook", b"{\"hook_name\":\"push_hooks\",\"x\":\"\xff\xfe\"}"),
+        Req::signed(
+            "Push Hook",
+            b"{\"hook_name\":\"push_hooks\",\"x\":\"\xff\xfe\"}",
+        ),
         Refused(400, "not valid UTF-8"),
     ));
     v.push(case(
@@ -1242,7 +1255,10 @@ fn cases() -> Vec<Case> {
     ));
     v.push(case(
         "raw NUL byte inside a JSON string",
-        Req::signed("Push Hook", b"{\"hook_name\":\"push_hooks\",\"ref\":\"a\0b\"}"),
+        Req::signed(
+            "Push Hook",
+            b"{\"hook_name\":\"push_hooks\",\"ref\":\"a\0b\"}",
+        ),
         Refused(400, INVALID_JSON),
     ));
     v.push(ok(
@@ -1325,7 +1341,12 @@ fn cases() -> Vec<Case> {
         (k, "ref", json!({}), true),
         (EventKind::Issue, "milestone", json!(true), true),
         (EventKind::Issue, "issue.labels", json!("bug"), true),
-        (EventKind::MergeRequest, "pull_request.head.repo", json!([]), true),
+        (
+            EventKind::MergeRequest,
+            "pull_request.head.repo",
+            json!([]),
+            true,
+        ),
         (EventKind::MergeRequest, "languages", json!({}), true),
         (EventKind::Note, "comment", json!(7), true),
         (k, "hook_id", json!("12"), false),
@@ -1336,7 +1357,12 @@ fn cases() -> Vec<Case> {
         (k, "ref", json!(7), false),
         (EventKind::Issue, "milestone", json!("v1"), false),
         (EventKind::MergeRequest, "number", json!("3"), false),
-        (EventKind::MergeRequest, "pull_request.merged", json!(1), false),
+        (
+            EventKind::MergeRequest,
+            "pull_request.merged",
+            json!(1),
+            false,
+        ),
         (EventKind::Note, "comment.body", json!(12.5), false),
     ] {
         let name = format!("{} {path} = {value}", hook_title(kind));
@@ -1354,7 +1380,10 @@ fn cases() -> Vec<Case> {
             .without("X-Gitee-Timestamp")
             .set("X-Gitee-Token", token)
     };
-    v.push(ok("password mode, right password", pw(GITEE_SECRET.as_bytes())));
+    v.push(ok(
+        "password mode, right password",
+        pw(GITEE_SECRET.as_bytes()),
+    ));
     v.push(case(
         "password mode, password with a trailing byte",
         pw(format!("{GITEE_SECRET}x").as_bytes()),
@@ -1447,12 +1476,7 @@ async fn send_fifty_mb(addr: &str, chunked: bool) -> BigOutcome {
             while written.load(Ordering::SeqCst) < FIFTY_MB && !done.load(Ordering::SeqCst) {
                 pace.tick().await;
                 let frame = if chunked {
-                    [
-                        format!("{:x}\r\n", block.len()).as_bytes(),
-                        &block,
-                        b"\r\n",
-                    ]
-                    .concat()
+                    [format!("{:x}\r\n", block.len()).as_bytes(), &block, b"\r\n"].concat()
                 } else {
                     block.clone()
                 };
@@ -1622,13 +1646,19 @@ async fn bad_input_suite_against_the_binary() {
     let mut bodies = Vec::new();
     for _ in 0..20 {
         heads.push(stall(&addr, head_part.clone()).await);
-        let req = Req::signed("Push Hook", b"").no_length().h("Content-Length", "1000");
+        let req = Req::signed("Push Hook", b"")
+            .no_length()
+            .h("Content-Length", "1000");
         let mut bytes = req.head_bytes();
         bytes.extend_from_slice(b"{\"hook_na");
         bodies.push(stall(&addr, bytes).await);
     }
     let during = exchange(&addr, Req::signed("Push Hook", sample(PUSH)).bytes()).await;
-    if let Err(e) = check("delivery while 40 clients stall", &during, &Expect::Accepted) {
+    if let Err(e) = check(
+        "delivery while 40 clients stall",
+        &during,
+        &Expect::Accepted,
+    ) {
         failures.push(e);
     }
     accepted += 1;

@@ -65,10 +65,7 @@ async fn a_push_reaches_all_four_robots_signed_and_valid() {
     );
     let lark = app.robots.feishu.last_accepted().unwrap();
     assert!(lark.body["sign"].is_string() && lark.body["timestamp"].is_string());
-    assert_eq!(
-        app.robots.slack.last_accepted().unwrap().body["text"].is_string(),
-        true
-    );
+    assert!(app.robots.slack.last_accepted().unwrap().body["text"].is_string());
     for channel in ["ding", "wecom", "lark", "slack"] {
         let (state, attempts, _) = wait_state(&app, id, channel, DeliveryState::Delivered).await;
         assert_eq!((state, attempts), (DeliveryState::Delivered, 1));

@@ -112,16 +112,8 @@ async fn no_secret_in_any_output_at_trace_level() {
         415,
     )
     .await;
-    send(
-        pw(&padded(6 * 1024 * 1024), GITEE_SECRET),
-        413,
-    )
-    .await;
-    send(
-        Req::signed("Push Hook", PUSH).tap_source("nope"),
-        404,
-    )
-    .await;
+    send(pw(&padded(6 * 1024 * 1024), GITEE_SECRET), 413).await;
+    send(Req::signed("Push Hook", PUSH).tap_source("nope"), 404).await;
     // The store cannot commit: 503; then it recovers.
     let side = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -161,6 +153,14 @@ async fn no_secret_in_any_output_at_trace_level() {
             relay.count("delivery failed permanently") >= 1
         })
         .await
+    );
+
+    // Metrics labels, after all that traffic.
+    let metrics = send(Req::new("GET", "/metrics"), 200).await;
+    assert!(
+        metrics.text().contains("gitee_relay_"),
+        "{}",
+        metrics.text()
     );
 
     let log = relay.log();
@@ -286,7 +286,13 @@ impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .stderr(Stdio::null())
             .status()
@@ -415,13 +421,20 @@ async fn a_commit_failing_halfway_stores_nothing_and_every_request_in_it_gets_50
     .unwrap();
     let started = Instant::now();
     let pairs: Vec<_> = (0..8).map(|_| pair()).collect();
-    let answers =
-        futures_util::future::join_all(pairs.iter().map(|p| post(&app, "gitee", p, "Push Hook", PUSH)))
-            .await;
+    let answers = futures_util::future::join_all(
+        pairs
+            .iter()
+            .map(|p| post(&app, "gitee", p, "Push Hook", PUSH)),
+    )
+    .await;
     for (status, v) in &answers {
         assert_eq!(*status, 503, "{v}");
     }
-    assert_eq!(count().await, before, "an event without its deliveries was kept");
+    assert_eq!(
+        count().await,
+        before,
+        "an event without its deliveries was kept"
+    );
     eprintln!("8 concurrent refusals in {:?}", started.elapsed());
 
     sqlx::query("DROP TRIGGER injected_fault")
@@ -449,4 +462,49 @@ async fn health_probes_answer_json_and_leak_nothing() {
             assert!(!shown(&raw).contains(secret));
         }
     }
+}
+
+/// Fails today: when the relay's stderr goes away (the log collector it was piped into exits),
+/// every log line makes tracing-subscriber report the write error with `eprintln!`, which
+/// panics on the broken pipe, so each request dies unanswered. The fix belongs in
+/// src/telemetry.rs: `.log_internal_errors(false)` on the subscriber builder.
+#[tokio::test]
+#[ignore = "telemetry bug: a closed stderr makes every request panic (see the doc comment)"]
+async fn the_relay_keeps_answering_when_its_log_pipe_closes() {
+    let robots = Robots::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        config_yaml(&robots, &dir.path().join("relay.db"), ""),
+    )
+    .unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_gitee-relay"))
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    // Read up to readiness, then close the pipe.
+    let addr = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        lines.by_ref().map_while(Result::ok).find_map(|line| {
+            let v: Value = serde_json::from_str(&line).ok()?;
+            (v["fields"]["message"] == "gitee-relay is ready")
+                .then(|| v["fields"]["addr"].as_str().unwrap().to_owned())
+        })
+    })
+    .await
+    .unwrap()
+    .expect("the relay starts");
+    for _ in 0..3 {
+        let raw = exchange(&addr, Req::signed("Push Hook", PUSH).bytes()).await;
+        assert_eq!(raw.status, 200, "no answer once stderr is closed");
+    }
+    drop(child);
 }

@@ -3,7 +3,6 @@
 
 mod admin;
 mod bad_input;
-mod browser;
 mod cli;
 mod cluster;
 mod delivery;
@@ -12,5 +11,6 @@ mod guarantees;
 mod hardening;
 mod helpers;
 mod ingress;
+mod messages;
 mod process;
 mod replay;

@@ -177,9 +177,7 @@ async fn the_shipped_config_logs_four_dry_run_messages_for_one_delivery() {
 async fn secrets_never_reach_the_logs_or_error_bodies() {
     let robots = Robots::start(false).await;
     // Failures of every kind, so error paths log too.
-    robots
-        .dingtalk
-        .push_fault(Fault::PlatformError(310000, "sign not match".into()));
+    // One signature rejection: retried once with a fresh timestamp, then accepted.
     robots
         .dingtalk
         .push_fault(Fault::PlatformError(310000, "sign not match".into()));

@@ -75,7 +75,11 @@ async fn the_same_delivery_again_gets_the_original_event_id_and_is_sent_once() {
     }
     // One event, one message per robot.
     assert_eq!(events_stored(&app, id).await, 4);
-    assert_eq!(events_stored(&app, id + 1).await, 0, "a second event was stored");
+    assert_eq!(
+        events_stored(&app, id + 1).await,
+        0,
+        "a second event was stored"
+    );
     for robot in app.robots.all() {
         assert!(robot.wait_accepted(1, Duration::from_secs(10)).await);
     }
@@ -137,7 +141,10 @@ async fn concurrent_copies_of_one_delivery_store_one_event() {
         })
         .collect();
     assert_eq!(ids.len(), 1, "{answers:?}");
-    let duplicates = answers.iter().filter(|(_, v)| v["duplicate"] == true).count();
+    let duplicates = answers
+        .iter()
+        .filter(|(_, v)| v["duplicate"] == true)
+        .count();
     assert_eq!(duplicates, 15);
     let id = *ids.first().unwrap();
     assert_eq!(events_stored(&app, id + 1).await, 0);

@@ -110,17 +110,20 @@ impl Redactor {
     }
 }
 
-/// The token-like parts of a URL: password, query values, and path segments of 8+ characters
-/// (Feishu and Slack carry their tokens in the path), raw and percent-decoded.
+/// A URL part that may be a token: long, or with a digit (so `lang=markdown`-style words that
+/// also appear in messages are left alone).
+fn token_like(s: &str) -> bool {
+    s.len() >= 16 || (s.len() >= MIN_SCRUB_LEN && s.bytes().any(|b| b.is_ascii_digit()))
+}
+
+/// The token-like parts of a URL: password, query values, the last path segment and Slack's
+/// `/services/…` segments (Feishu and Slack carry their tokens in the path), raw and
+/// percent-decoded.
 fn url_secrets(raw: &str) -> Vec<String> {
     let Ok(url) = url::Url::parse(raw) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    if let Some(p) = url.password() {
-        out.push(p.to_owned());
-        out.push(decode(p));
-    }
     for (_, v) in url.query_pairs() {
         out.push(v.into_owned());
     }
@@ -147,6 +150,12 @@ fn url_secrets(raw: &str) -> Vec<String> {
                 out.push(decode(seg));
             }
         }
+    }
+    out.retain(|s| token_like(s));
+    // A password is a secret whatever it looks like.
+    if let Some(p) = url.password() {
+        out.push(p.to_owned());
+        out.push(decode(p));
     }
     out
 }
@@ -194,20 +203,23 @@ mod tests {
     #[test]
     fn url_tokens_are_found_in_query_and_path() {
         let s = url_secrets(
-            "https://u:p%40ss@x.com/services/T0001/B0002/abcdefgh123?access_token=tok%2Ben&k=v",
+            "https://u:p%40ss@x.com/services/T0001AB/B0002CD/abcdefgh123?access_token=tok%2Ben9&k=v",
         );
         for want in [
             "abcdefgh123",
-            "T0001",
-            "B0002",
-            "tok+en",
-            "tok%2Ben",
+            "T0001AB",
+            "B0002CD",
+            "tok+en9",
+            "tok%2Ben9",
             "p@ss",
         ] {
             assert!(s.iter().any(|x| x == want), "{want}: {s:?}");
         }
         // Ordinary path words are not secrets (they would be scrubbed from every text).
         assert!(!s.iter().any(|x| x == "services"), "{s:?}");
+        let words = url_secrets("https://proxy.example/send?format=markdown&key=k3y-1234567");
+        assert!(!words.iter().any(|x| x == "markdown"), "{words:?}");
+        assert!(words.iter().any(|x| x == "k3y-1234567"), "{words:?}");
         let f = url_secrets("https://open.feishu.cn/open-apis/bot/v2/hook/0a1b2c3d-4e5f");
         assert!(f.iter().any(|x| x == "0a1b2c3d-4e5f"), "{f:?}");
         assert!(!f.iter().any(|x| x == "open-apis" || x == "hook"), "{f:?}");

@@ -8,19 +8,42 @@
 //! `CHROMEDRIVER` override the binaries' paths.
 //!
 //! The WebDriver client is the few W3C endpoints the test needs, over reqwest.
+//!
+//! A test binary of its own, so the browser's CPU load does not overlap the API suite's
+//! timing-sensitive tests (cargo runs test binaries one after the other).
 
-use crate::admin::{ADMIN_TOKEN, admin_yaml, assert_no_secrets};
-use crate::helpers::*;
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
 use base64::Engine;
 use fake_robot::Fault;
 use futures_util::FutureExt;
+use helpers::*;
 use serde_json::{Value, json};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const PUSH: &[u8] = include_bytes!("../../samples/push.json");
+const PUSH: &[u8] = include_bytes!("../samples/push.json");
+
+const ADMIN_TOKEN: &str = "admin-token-Br0wser-0123456789";
+
+fn admin_yaml() -> String {
+    format!("admin:\n  token: {ADMIN_TOKEN}\n")
+}
+
+/// Fails if any configured secret (or the admin token) is in `text`.
+#[track_caller]
+fn assert_no_secrets(what: &str, text: &str) {
+    for secret in SECRETS.iter().chain([&ADMIN_TOKEN]) {
+        assert!(
+            !text.contains(secret),
+            "{what} contains the secret {secret:?}"
+        );
+    }
+}
 
 /// How long any one thing may take to show up in the page (CI machines are slow and shared).
 const PATIENCE: Duration = Duration::from_secs(30);
