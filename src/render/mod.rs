@@ -13,7 +13,7 @@
 //! A template renders an [`EventContext`] (serialised as is, including `raw`, the payload as
 //! Gitee sent it) plus two fields added by the renderer: `mentions` (who this message pings on
 //! this platform, see [`mention`]) and `timezone` (the config's `timezone:`, the default zone
-//! of the `time` helper). `docs/templates.md` documents every field with an example.
+//! of the `time` helper). README.md ("The template context") documents every field with an example.
 //!
 //! # Override folder layout
 //!
