@@ -70,7 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| async {
                 plain_error(
                     StatusCode::NOT_FOUND,
-                    "no such admin endpoint (see "Operating it" in README.md)",
+                    "no such admin endpoint (see \"Operating it\" in README.md)",
                 )
             })),
     );

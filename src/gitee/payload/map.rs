@@ -374,10 +374,22 @@ impl Delivery {
             issue: s.issue,
             pull_request: s.pull_request,
             note: s.note,
-            timestamp_ms: env.timestamp().unwrap_or(received_ms),
+            timestamp_ms: plausible_timestamp(env.timestamp(), received_ms),
             mentioned_logins: at_logins(&s.mention_text),
             raw,
         }
+    }
+}
+
+/// The body's `timestamp` when it is a plausible event time (between the years 2000 and
+/// 2200), else the receipt time: Gitee's copy is informational (the header is what is
+/// verified), and an absurd value must not make the event unrenderable.
+fn plausible_timestamp(body: Option<i64>, received_ms: i64) -> i64 {
+    const YEAR_2000_MS: i64 = 946_684_800_000;
+    const YEAR_2200_MS: i64 = 7_258_118_400_000;
+    match body {
+        Some(ts) if (YEAR_2000_MS..YEAR_2200_MS).contains(&ts) => ts,
+        _ => received_ms,
     }
 }
 
