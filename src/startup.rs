@@ -44,12 +44,12 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 
 impl Relay {
     pub async fn start(config: Config) -> Result<Relay, StartError> {
-        let problems = check::check_templates(&config);
+        let templates =
+            channel_templates(&config).map_err(|e| StartError::Templates(e.to_string()))?;
+        let problems = check::check_loaded(&config, &templates);
         if !problems.is_empty() {
             return Err(StartError::Templates(problems.join("\n")));
         }
-        let templates =
-            channel_templates(&config).map_err(|e| StartError::Templates(e.to_string()))?;
         let (store, admin) = crate::store::admin::open(&config).await?;
         // One SQLite file has one relay process: whatever it had leased was interrupted.
         if matches!(config.store, StoreLocation::Sqlite(_)) {

@@ -55,32 +55,45 @@ pub struct Dispatcher {
 pub fn channel_templates(
     config: &Config,
 ) -> Result<HashMap<String, Arc<TemplateStore>>, crate::render::TemplateError> {
-    let mut by_source: HashMap<
-        (crate::platform::PlatformKind, Option<std::path::PathBuf>),
-        Arc<TemplateStore>,
-    > = HashMap::new();
-    let mut out = HashMap::new();
-    for (name, channel) in &config.channels {
+    type Source = (crate::platform::PlatformKind, Option<std::path::PathBuf>);
+    let source = |channel: &Channel| -> Source {
         let dir = channel
             .templates
             .clone()
             .or_else(|| config.templates.clone());
-        let key = (channel.platform, dir.clone());
-        let set = match by_source.get(&key) {
-            Some(set) => set.clone(),
-            None => {
-                let set = Arc::new(TemplateStore::load(
-                    channel.platform,
-                    dir.as_deref(),
-                    &config.timezone,
-                )?);
-                by_source.insert(key, set.clone());
-                set
-            }
-        };
-        out.insert(name.clone(), set);
+        (channel.platform, dir)
+    };
+    // Each distinct set is loaded (compiled and checked against the samples, most of the
+    // start-up time) once, the sets in parallel; the first error in channel order wins.
+    let mut sources: Vec<Source> = Vec::new();
+    for channel in config.channels.values() {
+        let key = source(channel);
+        if !sources.contains(&key) {
+            sources.push(key);
+        }
     }
-    Ok(out)
+    let loaded: Vec<Result<TemplateStore, crate::render::TemplateError>> =
+        std::thread::scope(|scope| {
+            let loads: Vec<_> = sources
+                .iter()
+                .map(|(platform, dir)| {
+                    scope.spawn(|| TemplateStore::load(*platform, dir.as_deref(), &config.timezone))
+                })
+                .collect();
+            loads
+                .into_iter()
+                .map(|l| l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+    let mut by_source: HashMap<Source, Arc<TemplateStore>> = HashMap::new();
+    for (key, set) in sources.into_iter().zip(loaded) {
+        by_source.insert(key, Arc::new(set?));
+    }
+    Ok(config
+        .channels
+        .iter()
+        .map(|(name, channel)| (name.clone(), by_source[&source(channel)].clone()))
+        .collect())
 }
 
 impl Dispatcher {
@@ -94,6 +107,9 @@ impl Dispatcher {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(config.delivery.workers as usize));
         let mut pacers: HashMap<String, Arc<Mutex<Pacer>>> = HashMap::new();
+        // One HTTP client per distinct pair of timeouts: building one loads the system's CA
+        // certificates (a few ms each), and connections are pooled per robot host anyway.
+        let mut clients: HashMap<(Duration, Duration), reqwest::Client> = HashMap::new();
         let mut channels = HashMap::new();
         let mut tasks = Vec::new();
         let audience = Arc::new(Audience::from_config(config));
@@ -112,7 +128,10 @@ impl Dispatcher {
                     ))
                 }),
                 audience: audience.clone(),
-                client: sender::client(channel.connect_timeout, channel.timeout),
+                client: clients
+                    .entry((channel.connect_timeout, channel.timeout))
+                    .or_insert_with(|| sender::client(channel.connect_timeout, channel.timeout))
+                    .clone(),
                 pacer,
                 robot_key: robot_key(&robot),
                 quotas: channel_quotas(channel),

@@ -71,7 +71,9 @@ impl Pacer {
     }
 
     pub fn finished(&mut self, id: u64, at: Instant) {
-        if let Some(entry) = self.log.iter_mut().find(|(i, _)| *i == id) {
+        // From the back: a send in flight is among the latest, and an unthrottled robot's log
+        // holds a whole window of sends (tens of thousands) before it.
+        if let Some(entry) = self.log.iter_mut().rev().find(|(i, _)| *i == id) {
             entry.1 = Some(at);
         }
     }

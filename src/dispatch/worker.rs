@@ -2,7 +2,10 @@
 //! backlog cannot drain in time, a batch to merge into a digest), send it, record the attempt,
 //! repeat; sleep until the next due time or a notification when idle.
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, watch};
@@ -23,6 +26,21 @@ use crate::time_util::now_ms;
 /// expired leases, clock-driven retries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// A channel whose every quota allows at least this many messages per second (e.g.
+/// `rate: { per_second: 10000 }`) has an unthrottled robot and sends in bursts: it claims up
+/// to [`BURST_CLAIM`] due deliveries in one transaction, keeps up to [`BURST_IN_FLIGHT`] sends
+/// in flight (each still paced and holding one of the `delivery.workers` permits), and records
+/// their attempts in one transaction. Other channels send one message at a time, so a crash
+/// repeats at most the one in flight; a bursting channel may repeat a burst, and its
+/// messages may arrive out of order within a burst. Only with a single-process store (with a
+/// shared one, every send takes a cluster-wide reservation) and not in dry-run mode.
+const BURST_MIN_RATE: f64 = 10_000.0;
+/// Deliveries claimed, and recorded, together by a burst.
+const BURST_CLAIM: i64 = 64;
+/// Sends of one channel in flight at once during a burst (at most half the
+/// `delivery.workers` permits, so other channels always find one soon).
+const BURST_IN_FLIGHT: usize = 16;
+
 pub struct Worker {
     pub runtime: Arc<ChannelRuntime>,
     pub store: Arc<dyn Store>,
@@ -37,6 +55,25 @@ pub struct Worker {
 impl Worker {
     fn lease_ms(&self) -> i64 {
         (self.runtime.channel.timeout + Duration::from_secs(10)).as_millis() as i64
+    }
+
+    fn burst_in_flight(&self) -> usize {
+        BURST_IN_FLIGHT.min((self.settings.workers as usize / 2).max(1))
+    }
+
+    /// A burst may send its claim in several rounds.
+    fn burst_lease_ms(&self) -> i64 {
+        let rounds = (BURST_CLAIM as u32).div_ceil(self.burst_in_flight() as u32);
+        (self.runtime.channel.timeout * rounds + Duration::from_secs(10)).as_millis() as i64
+    }
+
+    fn bursts(&self) -> bool {
+        !self.runtime.channel.dry_run
+            && self.store.shared_pacing().is_none()
+            && self.runtime.quotas.iter().all(|q| {
+                q.max as usize >= 4 * BURST_IN_FLIGHT
+                    && f64::from(q.max) >= BURST_MIN_RATE * q.per.as_secs_f64()
+            })
     }
 }
 
@@ -70,7 +107,11 @@ pub async fn run(mut w: Worker) {
                 None => break,
             }
         }
-        let work = next_work(&w, &channel).await;
+        let work = if w.bursts() {
+            next_burst(&w, &channel).await
+        } else {
+            next_work(&w, &channel).await
+        };
         if let (Some(r), Ok(Work::Idle) | Err(_)) = (reservation, &work) {
             if let Some(shared) = w.store.shared_pacing()
                 && let Err(e) = shared.cancel_send(r).await
@@ -91,6 +132,7 @@ pub async fn run(mut w: Worker) {
                     break;
                 }
             }
+            Ok(Work::Burst(batch)) => send_burst(&w, batch).await,
             Ok(work) => {
                 let Ok(_permit) = w.permits.clone().acquire_owned().await else {
                     break;
@@ -110,7 +152,7 @@ pub async fn run(mut w: Worker) {
                             tracing::info_span!("digest", channel = %channel, events = batch.len());
                         send_digest(&w, batch).instrument(span).await;
                     }
-                    Work::Idle => {}
+                    Work::Idle | Work::Burst(_) => {}
                 }
                 if let (Some(r), Some(shared)) = (reservation, w.store.shared_pacing())
                     && let Err(e) = shared.finish_send(r, now_ms()).await
@@ -127,6 +169,8 @@ enum Work {
     Idle,
     Single(ClaimedDelivery),
     Digest(Vec<ClaimedDelivery>),
+    /// Sent concurrently by [`send_burst`].
+    Burst(Vec<ClaimedDelivery>),
 }
 
 /// Waits for a cluster-wide send reservation. None on shutdown.
@@ -198,6 +242,100 @@ async fn next_work(w: &Worker, channel: &str) -> Result<Work, crate::store::Stor
         .map_or(Work::Idle, Work::Single))
 }
 
+/// The next burst of an unthrottled channel ([`BURST_MIN_RATE`]), or a digest when its
+/// backlog cannot drain in time (as [`next_work`] decides).
+async fn next_burst(w: &Worker, channel: &str) -> Result<Work, crate::store::StoreError> {
+    if let Some(threshold) = w.digest_threshold
+        && w.store.count_due(channel, now_ms()).await? as u64 > threshold
+    {
+        return next_work(w, channel).await;
+    }
+    let batch = w
+        .store
+        .claim_batch(channel, now_ms(), w.burst_lease_ms(), &w.owner, BURST_CLAIM)
+        .await?;
+    Ok(if batch.is_empty() {
+        Work::Idle
+    } else {
+        Work::Burst(batch)
+    })
+}
+
+/// How long until the pacer allows one more send (zero: now; an in-flight send that must
+/// end first is polled every 50 ms).
+fn pacer_wait(runtime: &ChannelRuntime) -> Duration {
+    let now = Instant::now();
+    match runtime.pacer.lock().expect("pacer lock").next_slot(now) {
+        Some(at) => at.saturating_duration_since(now),
+        None => Duration::from_millis(50),
+    }
+}
+
+/// Sends a claimed batch in order with up to [`BURST_IN_FLIGHT`] requests in flight, each
+/// paced and holding a permit, then records every attempt in one transaction. On shutdown,
+/// the sends in flight finish and the rest is handed back, due at once.
+async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
+    let channel = &w.runtime.channel.name;
+    let mut queue: VecDeque<ClaimedDelivery> = batch.into();
+    let mut done = Vec::with_capacity(queue.len());
+    let mut in_flight = FuturesUnordered::new();
+    let mut shutdown = w.shutdown.clone();
+    let mut stopping = *shutdown.borrow();
+    loop {
+        if in_flight.is_empty() && (stopping || queue.is_empty()) {
+            break;
+        }
+        let may_start = !stopping && in_flight.len() < w.burst_in_flight() && !queue.is_empty();
+        let wait = if may_start {
+            pacer_wait(&w.runtime)
+        } else {
+            Duration::ZERO
+        };
+        tokio::select! {
+            biased;
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => done.push(result),
+            _ = shutdown.changed(), if !stopping => stopping = true,
+            permit = w.permits.clone().acquire_owned(), if may_start && wait.is_zero() => {
+                let (Ok(permit), Some(delivery)) = (permit, queue.pop_front()) else {
+                    stopping = true;
+                    continue;
+                };
+                let span = tracing::info_span!(
+                    "deliver",
+                    delivery = delivery.id,
+                    event = delivery.event_id,
+                    channel = %channel
+                );
+                in_flight.push(
+                    async move {
+                        let (attempt, completion) = attempt(w, &delivery).await;
+                        drop(permit);
+                        (delivery.id, attempt, completion)
+                    }
+                    .instrument(span),
+                );
+            }
+            _ = tokio::time::sleep(wait), if may_start && !wait.is_zero() => {}
+        }
+    }
+    if !queue.is_empty() {
+        let ids: Vec<i64> = queue.iter().map(|d| d.id).collect();
+        if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
+            tracing::error!(channel = %channel, error = %e, "cannot hand back unsent deliveries; their leases expire by themselves");
+        }
+    }
+    match w.store.complete_each(&w.owner, &done).await {
+        Ok(moved) if moved < done.len() as u64 => tracing::warn!(
+            channel = %channel,
+            lost = done.len() as u64 - moved,
+            "leases were lost before the attempts were recorded"
+        ),
+        Ok(_) => {}
+        // The leases will expire and the deliveries will be sent again: at-least-once.
+        Err(e) => tracing::error!(channel = %channel, error = %e, "cannot record the attempts"),
+    }
+}
+
 /// Waits until the pacer allows a send. Returns false on shutdown.
 async fn wait_for_slot(w: &mut Worker) -> bool {
     loop {
@@ -259,6 +397,21 @@ fn new_attempt(w: &Worker) -> AttemptRecord {
 
 /// One attempt at one delivery, recorded whatever happens.
 async fn send_single(w: &Worker, delivery: ClaimedDelivery) {
+    let (attempt, completion) = attempt(w, &delivery).await;
+    match w
+        .store
+        .complete(delivery.id, &w.owner, &attempt, &completion)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("lease was lost before the attempt was recorded"),
+        // The lease will expire and the delivery will be sent again: at-least-once.
+        Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
+    }
+}
+
+/// Renders, signs and sends one delivery and decides what becomes of it (not yet recorded).
+async fn attempt(w: &Worker, delivery: &ClaimedDelivery) -> (AttemptRecord, Completion) {
     let clock = Instant::now();
     let mut attempt = new_attempt(w);
     let event = &delivery.event;
@@ -287,7 +440,7 @@ async fn send_single(w: &Worker, delivery: ClaimedDelivery) {
     attempt.duration_ms = clock.elapsed().as_millis() as i64;
     let completion = decide(
         &verdict,
-        history(&delivery),
+        history(delivery),
         now_ms(),
         &w.settings,
         fastrand::f64(),
@@ -299,16 +452,7 @@ async fn send_single(w: &Worker, delivery: ClaimedDelivery) {
         Some(attempt.duration_ms),
         1,
     );
-    match w
-        .store
-        .complete(delivery.id, &w.owner, &attempt, &completion)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("lease was lost before the attempt was recorded"),
-        // The lease will expire and the delivery will be sent again: at-least-once.
-        Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
-    }
+    (attempt, completion)
 }
 
 /// Merges a batch into as few digest messages as the platform's size limit allows: the
@@ -493,3 +637,7 @@ fn log_completion(completion: &Completion, duration_ms: i64) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "burst_tests.rs"]
+mod burst_tests;

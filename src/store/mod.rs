@@ -273,6 +273,23 @@ pub trait Store: Send + Sync + 'static {
         completion: &Completion,
     ) -> Result<u64, StoreError>;
 
+    /// Records several attempts, each with its own outcome, like [`Store::complete`] does for
+    /// one (a store may write them in one transaction). Returns how many deliveries were still
+    /// leased by `owner`.
+    async fn complete_each(
+        &self,
+        owner: &str,
+        done: &[(i64, AttemptRecord, Completion)],
+    ) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        for (id, attempt, completion) in done {
+            if self.complete(*id, owner, attempt, completion).await? {
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
     /// Hands claimed deliveries back unsent, due at `due_ms` (a digest that could not take them).
     async fn release(
         &self,

@@ -16,3 +16,128 @@ async fn database_file_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// `complete_each` (multi-row statements) leaves exactly what `complete` one by one leaves,
+/// for every kind of outcome, and records attempts whose lease was lost without moving them.
+#[tokio::test]
+async fn complete_each_writes_what_complete_writes_one_by_one() {
+    use crate::gitee::EventKind;
+
+    let outcomes = |i: usize| -> (AttemptRecord, Completion) {
+        let attempt = AttemptRecord {
+            started_ms: 2_000 + i as i64,
+            duration_ms: 7,
+            http_status: (i % 4 != 3).then_some(200 + i as u16),
+            reply_excerpt: format!("reply {i}"),
+            request_url: format!("https://robot/{i}?key=***"),
+            error: i.is_multiple_of(5).then(|| format!("transport {i}")),
+        };
+        let completion = match i % 3 {
+            0 => Completion::Delivered,
+            1 => Completion::Retry {
+                at_ms: 9_000 + i as i64,
+                class: "transient",
+                error: format!("HTTP 50{i}"),
+            },
+            _ => Completion::Dead {
+                error: format!("errcode {i}"),
+            },
+        };
+        (attempt, completion)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for batched in [false, true] {
+        let s = SqliteStore::open(&dir.path().join(format!("{batched}.db")))
+            .await
+            .unwrap();
+        let events: Vec<NewEvent> = (0..90)
+            .map(|_| NewEvent {
+                source: "gitee".into(),
+                kind: EventKind::Push,
+                action: "push".into(),
+                repo: "acme/app".into(),
+                is_test: false,
+                received_ms: 1_000,
+                payload: br#"{"hook_name":"push_hooks"}"#.to_vec(),
+                channels: vec!["a".into()],
+            })
+            .collect();
+        s.insert_events(&events).await.unwrap();
+        let claimed = s.claim_batch("a", 1_500, 60_000, "w", 85).await.unwrap();
+        assert_eq!(claimed.len(), 85);
+        // Two deliveries not leased by "w" (one never claimed, one reclaimed by "x").
+        let mut done: Vec<(i64, AttemptRecord, Completion)> = claimed
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let (a, c) = outcomes(i);
+                (d.id, a, c)
+            })
+            .collect();
+        let unclaimed = s.claim_batch("a", 1_500, 60_000, "x", 5).await.unwrap();
+        let (a, c) = outcomes(85);
+        done.push((unclaimed[0].id, a, c));
+        let moved = if batched {
+            s.complete_each("w", &done).await.unwrap()
+        } else {
+            let mut moved = 0;
+            for (id, a, c) in &done {
+                moved += u64::from(s.complete(*id, "w", a, c).await.unwrap());
+            }
+            moved
+        };
+        assert_eq!(moved, 85);
+        let mut rows = Vec::new();
+        for id in 1..=90 {
+            let d = s.delivery(id).await.unwrap().unwrap();
+            let attempts = s.attempts(id).await.unwrap();
+            rows.push(format!("{d:?} {attempts:?}"));
+        }
+        let leases: Vec<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT lease_owner, last_retry_class FROM deliveries ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        results.push((rows, leases));
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+/// Under continuous ingest the WAL is still checkpointed completely and started over, so its
+/// file stays small instead of growing with everything ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_small_under_continuous_ingest() {
+    use crate::gitee::EventKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    let batch: Vec<NewEvent> = (0..50)
+        .map(|_| NewEvent {
+            source: "gitee".into(),
+            kind: EventKind::Push,
+            action: "push".into(),
+            repo: "acme/app".into(),
+            is_test: false,
+            received_ms: 1_000,
+            payload: vec![b'x'; 8 * 1024],
+            channels: vec!["a".into()],
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut written = 0;
+    let mut largest = 0;
+    while started.elapsed() < Duration::from_millis(1_200) {
+        s.insert_events(&batch).await.unwrap();
+        written += batch.len() * 8 * 1024;
+        let wal = std::fs::metadata(dir.path().join("relay.db-wal")).map_or(0, |m| m.len());
+        largest = largest.max(wal);
+    }
+    eprintln!("{written} bytes written; largest WAL {largest} bytes");
+    assert!(written > 10 << 20, "only {written} bytes written");
+    assert!(
+        largest < (written as u64) / 3,
+        "the WAL grew to {largest} bytes for {written} written"
+    );
+}

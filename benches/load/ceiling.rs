@@ -1,0 +1,137 @@
+//! The two ceilings, built with the relay's own HTTP stack (actix-web 4, 2 workers, same
+//! keep-alive settings), in this process:
+//!
+//! * `bare`: reads the whole body, answers 200 with a small JSON body;
+//! * `append`: also appends the body to a file before answering, with group commit: one
+//!   writer thread takes whatever requests have gathered (up to 512), writes them with one
+//!   `write` and one `fdatasync`, then answers each. No waiting window: a lone request is
+//!   synced at once, batches form only from concurrency (the relay's ingest design).
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpResponse, HttpServer};
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_BATCH: usize = 512;
+
+type Append = (Bytes, oneshot::Sender<u64>);
+
+pub struct Ceiling {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ceiling {
+    pub fn stop(mut self) {
+        let handle = self.handle.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn bare(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!("{{\"bytes\":{}}}", body.len()))
+}
+
+async fn append(body: Bytes, tx: web::Data<mpsc::Sender<Append>>) -> HttpResponse {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if tx.send((body, reply_tx)).await.is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    match reply_rx.await {
+        Ok(offset) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!("{{\"offset\":{offset}}}")),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+/// The group-commit writer: one batch → one write + one fdatasync → every reply.
+fn writer(path: PathBuf, mut rx: mpsc::Receiver<Append>) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open the append file");
+    let mut offset = 0u64;
+    let mut batch: Vec<Append> = Vec::with_capacity(MAX_BATCH);
+    let mut out = Vec::with_capacity(MAX_BATCH * 8 * 1024);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        out.clear();
+        for (body, _) in &batch {
+            out.write_all(&(body.len() as u32).to_le_bytes())
+                .expect("vec");
+            out.write_all(body).expect("vec");
+        }
+        file.write_all_at(&out, offset).expect("append");
+        file.sync_data().expect("fdatasync");
+        offset += out.len() as u64;
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(offset);
+        }
+    }
+}
+
+/// Starts a ceiling server on a fresh loopback port.
+pub fn start(kind: &str, dir: &std::path::Path) -> Ceiling {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let append_file = (kind == "append").then(|| dir.join("ceiling-append.log"));
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        sys.block_on(async move {
+            let sender = append_file.map(|path| {
+                let (tx, rx) = mpsc::channel::<Append>(4 * MAX_BATCH);
+                std::thread::spawn(move || writer(path, rx));
+                web::Data::new(tx)
+            });
+            let server = HttpServer::new(move || {
+                let app = App::new().app_data(web::PayloadConfig::new(8 * 1024 * 1024));
+                match &sender {
+                    Some(tx) => app
+                        .app_data(tx.clone())
+                        .route("/hooks/{source}", web::post().to(append)),
+                    None => app.route("/hooks/{source}", web::post().to(bare)),
+                }
+            })
+            .workers(2)
+            .disable_signals()
+            .keep_alive(Duration::from_secs(5))
+            .listen(listener)
+            .expect("listen")
+            .run();
+            handle_tx.send(server.handle()).expect("handle");
+            let _ = server.await;
+        });
+    });
+    let handle = handle_rx.recv().expect("ceiling started");
+    Ceiling {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
