@@ -149,6 +149,7 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_release(discard_if_in_transaction)
             .connect_with(options.clone())
             .await?;
         let light = if in_memory {
@@ -161,6 +162,7 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .after_release(discard_if_in_transaction)
                 .connect_with(options.synchronous(SqliteSynchronous::Normal))
                 .await?
         };
@@ -208,7 +210,15 @@ impl SqliteStore {
 /// carry Gitee passwords, so create it owner-only first.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        // Folders the relay creates are owner-only too, whatever the umask.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
@@ -439,68 +449,92 @@ async fn events_by_id(
         .collect()
 }
 
+/// Pool hook: a connection whose COMMIT failed (disk full, I/O error) can be left inside a
+/// transaction as sqlx sees it, and would then refuse every later transaction; it is closed
+/// instead of going back to the pool, so the store recovers by itself once the fault clears.
+fn discard_if_in_transaction(
+    conn: &mut sqlx::SqliteConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    let keep = !sqlx::Connection::is_in_transaction(conn);
+    if !keep {
+        tracing::warn!("closing a store connection left inside a failed transaction");
+    }
+    Box::pin(async move { Ok(keep) })
+}
+
+/// The ingest transaction of [`SqliteStore::insert_events`], on one connection.
+async fn insert_events_in(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[NewEvent],
+) -> Result<Vec<EventReceipt>, StoreError> {
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+    // The ids are chosen here (this transaction holds the write lock), as SQLite would
+    // choose them (one past the largest), so the rows can go in with multi-row INSERTs:
+    // a few statements per batch instead of one per row.
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+        .fetch_one(&mut *tx)
+        .await?;
+    let ids: Vec<i64> = (1..=events.len() as i64).map(|i| last + i).collect();
+    let mut at = 0;
+    for n in chunks(events.len()) {
+        let mut q = sqlx::query(batch_sql(Batch::Events, n));
+        for (event, id) in events[at..at + n].iter().zip(&ids[at..]) {
+            q = q
+                .bind(id)
+                .bind(&event.source)
+                .bind(event.kind.as_str())
+                .bind(&event.action)
+                .bind(&event.repo)
+                .bind(event.is_test)
+                .bind(event.received_ms)
+                .bind(&event.payload);
+        }
+        q.execute(&mut *tx).await?;
+        at += n;
+    }
+    let deliveries: Vec<(i64, &str, i64)> = events
+        .iter()
+        .zip(&ids)
+        .flat_map(|(event, id)| {
+            event
+                .channels
+                .iter()
+                .map(move |c| (*id, c.as_str(), event.received_ms))
+        })
+        .collect();
+    let mut at = 0;
+    for n in chunks(deliveries.len()) {
+        let mut q = sqlx::query(batch_sql(Batch::Deliveries, n));
+        for (event_id, channel, received_ms) in &deliveries[at..at + n] {
+            q = q
+                .bind(event_id)
+                .bind(*channel)
+                .bind(received_ms)
+                .bind(received_ms)
+                .bind(received_ms);
+        }
+        q.execute(&mut *tx).await?;
+        at += n;
+    }
+    tx.commit().await?;
+    Ok(events
+        .iter()
+        .zip(ids)
+        .map(|(event, event_id)| EventReceipt {
+            event_id,
+            deliveries: event.channels.len(),
+        })
+        .collect())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError> {
         let _turn = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // The ids are chosen here (this transaction holds the write lock), as SQLite would
-        // choose them (one past the largest), so the rows can go in with multi-row INSERTs:
-        // a few statements per batch instead of one per row.
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let ids: Vec<i64> = (1..=events.len() as i64).map(|i| last + i).collect();
-        let mut at = 0;
-        for n in chunks(events.len()) {
-            let mut q = sqlx::query(batch_sql(Batch::Events, n));
-            for (event, id) in events[at..at + n].iter().zip(&ids[at..]) {
-                q = q
-                    .bind(id)
-                    .bind(&event.source)
-                    .bind(event.kind.as_str())
-                    .bind(&event.action)
-                    .bind(&event.repo)
-                    .bind(event.is_test)
-                    .bind(event.received_ms)
-                    .bind(&event.payload);
-            }
-            q.execute(&mut *tx).await?;
-            at += n;
-        }
-        let deliveries: Vec<(i64, &str, i64)> = events
-            .iter()
-            .zip(&ids)
-            .flat_map(|(event, id)| {
-                event
-                    .channels
-                    .iter()
-                    .map(move |c| (*id, c.as_str(), event.received_ms))
-            })
-            .collect();
-        let mut at = 0;
-        for n in chunks(deliveries.len()) {
-            let mut q = sqlx::query(batch_sql(Batch::Deliveries, n));
-            for (event_id, channel, received_ms) in &deliveries[at..at + n] {
-                q = q
-                    .bind(event_id)
-                    .bind(*channel)
-                    .bind(received_ms)
-                    .bind(received_ms)
-                    .bind(received_ms);
-            }
-            q.execute(&mut *tx).await?;
-            at += n;
-        }
-        tx.commit().await?;
-        Ok(events
-            .iter()
-            .zip(ids)
-            .map(|(event, event_id)| EventReceipt {
-                event_id,
-                deliveries: event.channels.len(),
-            })
-            .collect())
+        // A connection whose commit fails is closed by the pool hook, not reused.
+        let mut conn = self.pool.acquire().await?;
+        insert_events_in(&mut conn, events).await
     }
 
     async fn claim_next(

@@ -325,12 +325,10 @@ async fn a_full_disk_is_503_and_every_200_was_stored() {
     full_disk(false).await;
 }
 
-/// Fails today: after SQLITE_FULL a pooled connection of the SQLite store is left with an
-/// open transaction as sqlx sees it ("attempted to call begin_with at non-zero transaction
-/// depth"), so that connection refuses every later commit and only a restart recovers.
-/// Remove the `ignore` when src/store/sqlite.rs discards such a connection.
+/// After SQLITE_FULL a pooled connection used to be left inside a transaction as sqlx sees it
+/// ("attempted to call begin_with at non-zero transaction depth"), refusing every later
+/// commit until a restart; the SQLite store's pools now close such a connection on release.
 #[tokio::test]
-#[ignore = "store bug: a connection that hit SQLITE_FULL stays unusable (see the doc comment)"]
 async fn a_full_disk_recovers_without_a_restart_when_space_returns() {
     full_disk(true).await;
 }
