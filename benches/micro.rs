@@ -3,7 +3,8 @@
 //! * `verify/*`: Gitee authentication of one delivery (signature mode: HMAC-SHA256 + base64 +
 //!   constant-time compare; password mode: constant-time compare);
 //! * `parse/<sample>`: one body, from bytes to the typed [`Delivery`] (every built-in sample,
-//!   so every event kind and variant);
+//!   so every event kind and variant), and `parse/push_as_json_value_only`, the push body into
+//!   a `serde_json::Value` alone (the first of the two steps);
 //! * `render/<platform>/<n>_commit`: a push with 1 and with 100 commits, from the stored
 //!   bytes to the platform's JSON body (parse + context + template + size fitting), exactly
 //!   what the dispatcher does per delivery;
@@ -92,6 +93,11 @@ fn verify(c: &mut Criterion) {
 
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
+    // The floor of a parse through a JSON tree: serde_json into `Value`, nothing else.
+    let push = compact(samples::find("push").expect("push sample").body);
+    g.bench_function("push_as_json_value_only", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&push)).unwrap())
+    });
     for sample in samples::all() {
         let body = compact(sample.body);
         g.throughput(Throughput::Bytes(body.len() as u64));

@@ -172,6 +172,8 @@ struct E2e {
     conns: usize,
     ingest: f64,
     during: f64,
+    /// Deliveries/s from the end of the load to the last delivery (the dispatcher alone).
+    drain: f64,
     lag: Duration,
     overall: f64,
     delivered: usize,
@@ -242,6 +244,7 @@ fn main() {
         s.secs,
         s.warmup.as_secs()
     );
+    println!("relay: {}", relay::binary());
     println!("load average at start: {}", loadavg());
     println!(
         "request: signed Push Hook, {} byte body, own timestamp per request; closed loop, keep-alive",
@@ -388,7 +391,13 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
             platform: "feishu",
             url: robot.url(),
             secret: Some(ROBOT_SECRET.into()),
-            per_second: Some(100_000),
+            // `LOAD_ROBOT_RATE` below 10,000/s: the channel sends one message at a time.
+            per_second: Some(
+                std::env::var("LOAD_ROBOT_RATE")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100_000),
+            ),
             timeout: "15s",
         }],
         1,
@@ -422,6 +431,11 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
         conns,
         ingest: res.rps(),
         during: (at_end - at_start) as f64 / s.secs as f64,
+        drain: delivered.saturating_sub(at_end) as f64
+            / done
+                .saturating_duration_since(load_end)
+                .as_secs_f64()
+                .max(1e-3),
         lag: done.saturating_duration_since(load_end),
         overall: delivered as f64 / done.duration_since(started).as_secs_f64(),
         delivered,
@@ -590,6 +604,11 @@ fn print_report(report: &Report) {
         println!(
             "| lag from the end of the load to the last delivery | {:.0} ms | |",
             e.lag.as_secs_f64() * 1000.0
+        );
+        println!(
+            "| deliveries/s after the load (the backlog draining, no ingest) | {:.0} | {} |",
+            e.drain,
+            ratio(e.drain, TARGET_E2E)
         );
         println!(
             "| deliveries/s overall (first request → last delivery) | {:.0} | {} |",

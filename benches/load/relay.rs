@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_gitee-relay");
+/// The relay under test: this build's release binary, or `LOAD_RELAY_BIN` (another build, to
+/// compare).
+pub fn binary() -> String {
+    std::env::var("LOAD_RELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gitee-relay").into())
+}
 
 pub struct Relay {
     child: Child,
@@ -37,11 +41,13 @@ impl Relay {
         let mut cmd = match words.next() {
             Some(program) => {
                 let mut cmd = Command::new(program);
-                cmd.args(words).arg(BINARY);
+                cmd.args(words).arg(binary());
                 cmd
             }
-            None => Command::new(BINARY),
+            None => Command::new(binary()),
         };
+        // Its own process group, so a stop reaches the relay under a wrapper too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["--log-format", "json", "serve", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
@@ -82,9 +88,7 @@ impl Relay {
 
     /// SIGTERM and wait (graceful stop, like systemd).
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        signal_group(self.child.id(), "-TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -99,9 +103,18 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        signal_group(self.child.id(), "-KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Signals the process group the relay leads (the relay, or a wrapper and the relay).
+fn signal_group(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// One `GET /readyz` on a fresh connection: true on 200.
