@@ -3,7 +3,7 @@
 //! Skipped (with a message) without GITEE_RELAY_TEST_PG; required in CI.
 
 use crate::helpers::*;
-use crate::process::Proc;
+use crate::process::{Proc, try_send_signed};
 use fake_robot::{FakeRobot, Platform, Quota, RobotOptions};
 use gitee_relay::store::test_db::TestDb;
 use std::collections::HashMap;
@@ -130,19 +130,8 @@ async fn three_replicas_share_300_events_keep_quotas_and_survive_a_sigkill() {
         let url = urls[i % 3].clone();
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let ts = unique_ts();
-            let resp = client
-                .post(&url)
-                .header("X-Gitee-Event", "Push Hook")
-                .header("X-Gitee-Timestamp", &ts)
-                .header(
-                    "X-Gitee-Token",
-                    gitee_relay::gitee::auth::gitee_signature(GITEE_SECRET, &ts),
-                )
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await;
+            let resp =
+                try_send_signed(&client, &url, GITEE_SECRET, "Push Hook", body.as_bytes()).await;
             (marker, resp.is_ok_and(|r| r.status() == 200))
         }));
         // Half-way through, replica 0 dies; the rest keep going to the other two.

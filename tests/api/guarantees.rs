@@ -3,7 +3,7 @@
 //! faults are retried, a stuck robot delays nobody else, and crashes lose nothing.
 
 use crate::helpers::*;
-use crate::process::{Proc, send_signed};
+use crate::process::{Proc, send_signed, try_send_signed};
 use fake_robot::{FakeRobot, Fault, Platform, Quota, RobotOptions};
 use gitee_relay::config::Config;
 use gitee_relay::startup::Relay;
@@ -237,19 +237,7 @@ async fn send_to(url: String, range: std::ops::Range<usize>) -> Vec<String> {
         let client = client.clone();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let ts = unique_ts();
-            let result = client
-                .post(&url)
-                .header("X-Gitee-Event", "Push Hook")
-                .header("X-Gitee-Timestamp", &ts)
-                .header(
-                    "X-Gitee-Token",
-                    gitee_relay::gitee::auth::gitee_signature(GITEE_SECRET, &ts),
-                )
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await;
+            let result = try_send_signed(&client, &url, GITEE_SECRET, "Push Hook", &body).await;
             let ok = match result {
                 Ok(r) if r.status() == 200 => true,
                 Ok(r) => {

@@ -116,6 +116,20 @@ pub async fn send_signed(
     event: &str,
     body: &[u8],
 ) -> reqwest::Response {
+    try_send_signed(client, url, secret, event, body)
+        .await
+        .unwrap()
+}
+
+/// A delivery signed the way Gitee signs it, with its own timestamp; the transport error is
+/// returned (tests that kill the relay expect some).
+pub async fn try_send_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    event: &str,
+    body: &[u8],
+) -> reqwest::Result<reqwest::Response> {
     let ts = unique_ts();
     client
         .post(url)
@@ -126,7 +140,6 @@ pub async fn send_signed(
         .body(body.to_vec())
         .send()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
