@@ -97,6 +97,12 @@ fn parse(kind: EventKind, body: &[u8]) -> Result<(Delivery, Value), MessageError
     Ok((delivery, raw))
 }
 
+/// The typed view alone, for templates that never read `raw` (which is then null): one pass
+/// over the bytes for a well-formed body.
+fn parse_typed(kind: EventKind, body: &[u8]) -> Result<(Delivery, Value), MessageError> {
+    Ok((payload::parse(kind, body)?, Value::Null))
+}
+
 /// The normalised view of a webhook body.
 pub fn context(
     kind: EventKind,
@@ -121,7 +127,11 @@ pub fn render(
     received_ms: i64,
     target: &Target<'_>,
 ) -> Result<Value, MessageError> {
-    let (delivery, raw) = parse(kind, body)?;
+    let (delivery, raw) = if templates.uses_raw() {
+        parse(kind, body)?
+    } else {
+        parse_typed(kind, body)?
+    };
     let mention = target
         .audience
         .mention_enabled(&delivery, target.channel, is_test);

@@ -23,6 +23,7 @@
 //! Only a template whose fixed text alone exceeds a limit still fails, with
 //! [`RenderError::TooLarge`].
 
+use handlebars::Context;
 use serde_json::Value;
 
 use super::RenderError;
@@ -181,18 +182,23 @@ fn longest_list(v: &Value, depth: usize) -> usize {
 
 /// Renders `data` with `attempt` (which renders and checks the limits); when the body is too
 /// large, renders shortened copies until one fits (see the module documentation).
+///
+/// The first attempt renders `data` itself, not a copy: nearly every body fits at once.
 pub fn fit(
     data: Value,
-    attempt: impl Fn(Value) -> Result<Value, RenderError>,
+    attempt: impl Fn(&Context) -> Result<Value, RenderError>,
 ) -> Result<Value, RenderError> {
-    let mut last = match attempt(data.clone()) {
+    let whole = Context::from(data);
+    let mut last = match attempt(&whole) {
         Err(e @ RenderError::TooLarge { .. }) => e,
         other => return other,
     };
+    let data = whole.data();
+    let attempt = |data: Value| attempt(&Context::from(data));
     // No platform shows more than 40,000 characters: longer strings can only be cut, which
     // makes every attempt below cheaper on huge payloads.
     let data = capped(
-        &data,
+        data,
         "",
         0,
         Caps {

@@ -51,6 +51,7 @@ pub mod error;
 pub mod escape;
 pub mod fit;
 pub mod helpers;
+mod inline;
 pub mod limits;
 pub mod mention;
 pub mod reload;
@@ -88,6 +89,10 @@ pub struct TemplateSet {
     sources: BTreeMap<String, TemplateSource>,
     /// The context's `timezone`: the `time` helper's default zone.
     timezone: String,
+    /// Whether any template of the set may read `raw` (its text contains `raw`). When none
+    /// does, messages are rendered from the typed view alone, without building `raw` (half the
+    /// parse) or copying it into every partial's context (most of the rendering time).
+    uses_raw: bool,
 }
 
 /// What a message is rendered for besides the event: who may be pinged.
@@ -124,6 +129,7 @@ impl TemplateSet {
         };
         for (name, path, text) in read_overrides(platform, dir)? {
             let source = TemplateSource::File(path);
+            set.uses_raw |= mentions_raw(&text);
             set.registry
                 .register_template_string(&name, &text)
                 .map_err(|e| syntax_error(&source, &text, &e))?;
@@ -150,16 +156,18 @@ impl TemplateSet {
         let all = COMPILED.get_or_init(|| {
             PlatformKind::ALL
                 .into_iter()
-                .map(Self::compile_builtin)
+                .map(|p| Self::compile_builtin(p, true))
                 .collect()
         });
         all.iter()
             .find(|s| s.platform == platform)
             .cloned()
-            .unwrap_or_else(|| Self::compile_builtin(platform))
+            .unwrap_or_else(|| Self::compile_builtin(platform, true))
     }
 
-    fn compile_builtin(platform: PlatformKind) -> TemplateSet {
+    /// The built-in set, with its inline partials spliced into their calls when `splice`
+    /// (see [`inline`]: same output, no context copy per call).
+    fn compile_builtin(platform: PlatformKind, splice: bool) -> TemplateSet {
         let texts = builtin::templates(platform)
             .iter()
             .map(|(name, text)| {
@@ -167,7 +175,11 @@ impl TemplateSet {
                     platform,
                     name: (*name).to_owned(),
                 };
-                ((*name).to_owned(), (source, (*text).to_owned()))
+                let text = match splice {
+                    true => inline::splice(text).unwrap_or_else(|| (*text).to_owned()),
+                    false => (*text).to_owned(),
+                };
+                ((*name).to_owned(), (source, text))
             })
             .collect();
         Self::compile(platform, texts).unwrap_or_else(|e| panic!("built-in templates: {e}"))
@@ -185,6 +197,7 @@ impl TemplateSet {
         registry.register_escape_fn(move |s| escape::escape(platform, s));
         helpers::register(&mut registry, platform);
         let mut sources = BTreeMap::new();
+        let uses_raw = texts.values().any(|(_, text)| mentions_raw(text));
         for (name, (source, text)) in texts {
             registry
                 .register_template_string(&name, &text)
@@ -196,6 +209,7 @@ impl TemplateSet {
             registry,
             sources,
             timezone: helpers::DEFAULT_TIME_ZONE.to_owned(),
+            uses_raw,
         })
     }
 
@@ -210,6 +224,12 @@ impl TemplateSet {
     /// The `time` helper's default zone.
     pub fn timezone(&self) -> &str {
         &self.timezone
+    }
+
+    /// Whether a template of the set may read the context's `raw`; when false, a context
+    /// whose `raw` is null renders exactly like the full one.
+    pub fn uses_raw(&self) -> bool {
+        self.uses_raw
     }
 
     /// Renders every template that has [`sample`] events against all of them, once without
@@ -252,14 +272,17 @@ impl TemplateSet {
         opts: &RenderOptions<'_>,
     ) -> Result<Value, RenderError> {
         let data = self.context_value(ctx, opts);
-        self.render_data(ctx.event.as_str(), &data)
+        self.render_owned(ctx.event.as_str(), data)
     }
 
     /// Renders template `name` with arbitrary data, fitted to the platform's size limits like
     /// [`TemplateSet::render_with`]. `timezone` and an empty `mentions` are added to object
     /// data that has none.
     pub fn render_data(&self, name: &str, data: &Value) -> Result<Value, RenderError> {
-        let mut data = data.clone();
+        self.render_owned(name, data.clone())
+    }
+
+    fn render_owned(&self, name: &str, mut data: Value) -> Result<Value, RenderError> {
         self.add_defaults(&mut data);
         fit::fit(data, |d| self.render_checked(name, d))
     }
@@ -307,11 +330,11 @@ impl TemplateSet {
             reason: format!("the data cannot be serialised: {e}"),
         })?;
         self.add_defaults(&mut data);
-        self.render_checked(name, data)
+        self.render_checked(name, &handlebars::Context::from(data))
     }
 
-    fn render_checked(&self, name: &str, data: Value) -> Result<Value, RenderError> {
-        let text = self.render_context(name, &handlebars::Context::from(data))?;
+    fn render_checked(&self, name: &str, data: &handlebars::Context) -> Result<Value, RenderError> {
+        let text = self.render_context(name, data)?;
         let template = self.source_of(name);
         let value: Value = serde_json::from_str(&text).map_err(|e| RenderError::InvalidJson {
             template: template.clone(),
@@ -390,6 +413,12 @@ impl TemplateSet {
                 name: name.to_owned(),
             })
     }
+}
+
+/// Whether a template's text may read `raw` (`raw.x`, `@root.raw`, `lookup this "raw"`...):
+/// any occurrence counts, so a false positive only costs speed.
+fn mentions_raw(text: &str) -> bool {
+    text.contains("raw")
 }
 
 fn syntax_error(

@@ -104,3 +104,76 @@ fn other_variants_on_every_platform() {
         }
     });
 }
+
+/// The built-ins are compiled with their inline partials spliced into the calls
+/// ([`super::inline`]); they must render exactly like the templates as written, through
+/// Handlebars' partials: every sample context, without and with mentions, as written and with
+/// every text made long enough that the body has to be fitted, on every platform.
+#[test]
+fn spliced_templates_render_exactly_like_the_originals() {
+    let people = sample::people();
+    let option_sets = [
+        RenderOptions::default(),
+        RenderOptions {
+            people: Some(&people),
+            mention: true,
+        },
+    ];
+    let contexts = sample::contexts();
+    for p in PlatformKind::ALL {
+        let spliced = TemplateSet::builtin(p);
+        let original = TemplateSet::compile_builtin(p, false);
+        for (name, text) in super::builtin::templates(p) {
+            if text.contains("#*inline") {
+                assert!(
+                    super::inline::splice(text).is_some(),
+                    "{p}/{name} has inline partials but is not spliced"
+                );
+            }
+        }
+        for (label, ctx) in &contexts {
+            for opts in &option_sets {
+                let data = spliced.context_value(ctx, opts);
+                let mut long = data.clone();
+                lengthen(&mut long);
+                for (variant, data) in [("as written", data), ("long", long)] {
+                    let template = ctx.event.as_str();
+                    let a = spliced
+                        .render_data(template, &data)
+                        .map_err(|e| e.to_string());
+                    let b = original
+                        .render_data(template, &data)
+                        .map_err(|e| e.to_string());
+                    assert!(b.is_ok(), "{label} ({variant}) on {p}: {b:?}");
+                    assert_eq!(
+                        a, b,
+                        "{label} ({variant}) on {p}, mentions {}",
+                        opts.mention
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every string of free text or names repeated to ~6,000 characters.
+fn lengthen(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                match x {
+                    Value::String(s)
+                        if !s.is_empty()
+                            && ["title", "message", "body", "name", "note", "summary"]
+                                .contains(&k.as_str()) =>
+                    {
+                        *s = s.repeat(6_000 / s.len() + 1);
+                    }
+                    _ => lengthen(x),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(lengthen),
+        _ => {}
+    }
+}

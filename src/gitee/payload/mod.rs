@@ -161,13 +161,103 @@ pub fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
     Ok(value)
 }
 
-/// Parses a delivery body as the given kind.
+/// Parses a delivery body as the given kind: the same result as [`parse_json`] followed by
+/// [`parse_value`], in one pass over the bytes when the body is well formed.
+///
+/// The fast path reads the typed hook straight from the bytes (no intermediate
+/// [`serde_json::Value`], no path tracking: about half the time of the two steps). It is
+/// taken only for bodies the two steps are known to accept alike (UTF-8, an object, nested
+/// well below the limit, no `\uD…` escapes: the value parser rejects lone surrogates, the
+/// skipping of unknown fields does not look); anything it refuses goes through the two steps,
+/// which either accept it too or name the problem with its JSON path.
 pub fn parse(kind: EventKind, body: &[u8]) -> Result<Delivery, PayloadError> {
+    if let Some(delivery) = parse_fast(kind, body) {
+        return Ok(delivery);
+    }
     let value = parse_json(body).map_err(|e| PayloadError {
         kind: Some(kind),
         ..e
     })?;
     parse_value(kind, &value)
+}
+
+/// [`parse`]'s fast path alone: `Some` for a well-formed body of `kind`, `None` when the two
+/// steps must decide (and word the error). Callers that report errors in their own words run
+/// their two-step code on `None`.
+pub fn parse_fast(kind: EventKind, body: &[u8]) -> Option<Delivery> {
+    if std::str::from_utf8(body).is_err() || !fast_path_safe(body) {
+        return None;
+    }
+    let payload = match kind {
+        EventKind::Push => Payload::Push(serde_json::from_slice(body).ok()?),
+        EventKind::TagPush => Payload::TagPush(serde_json::from_slice(body).ok()?),
+        EventKind::Issue => Payload::Issue(serde_json::from_slice(body).ok()?),
+        EventKind::MergeRequest => Payload::MergeRequest(serde_json::from_slice(body).ok()?),
+        EventKind::Note => Payload::Note(serde_json::from_slice(body).ok()?),
+    };
+    Some(map::delivery(kind, payload))
+}
+
+/// Nesting at which the fast path hands over to the value parser (whose limit is 128).
+const FAST_PATH_MAX_DEPTH: usize = 64;
+
+/// Whether a body may take [`parse`]'s fast path: it starts with `{`, is nested less than
+/// [`FAST_PATH_MAX_DEPTH`] deep, has no `\uD…` escape (the surrogates are among them) and no
+/// number with an exponent or of 20 digits or more (the value parser refuses numbers beyond
+/// `f64`; skipping an unknown field only checks their syntax). One pass, no allocation; a
+/// malformed body may pass (the typed parse then fails).
+fn fast_path_safe(body: &[u8]) -> bool {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    if start.is_none_or(|i| body[i] != b'{') {
+        return false;
+    }
+    let (mut depth, mut in_string, mut i) = (0usize, false, 0usize);
+    let mut digits = 0usize;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match b {
+                b'"' => in_string = false,
+                b'\\' => {
+                    if body.get(i + 1) == Some(&b'u')
+                        && body
+                            .get(i + 2)
+                            .is_some_and(|c| c.eq_ignore_ascii_case(&b'd'))
+                    {
+                        return false;
+                    }
+                    // Skip the escaped character (it may be a quote).
+                    i += 1;
+                }
+                _ => {}
+            }
+        } else {
+            // Outside strings, letters only spell true, false and null, or an exponent.
+            if b.is_ascii_digit() {
+                digits += 1;
+                if digits >= 20 {
+                    return false;
+                }
+            } else if matches!(b, b'e' | b'E') && digits > 0 {
+                return false;
+            } else if b != b'.' {
+                digits = 0;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth >= FAST_PATH_MAX_DEPTH {
+                        return false;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Parses an already-parsed body as the given kind.

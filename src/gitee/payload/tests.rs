@@ -604,6 +604,8 @@ fn shared_fixtures_parse_with_their_kind() {
         }
         let raw = parse_json(&body).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let d = parse_value(kind, &raw).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        // The one-pass path reads real deliveries exactly like the two steps.
+        assert_eq!(parse_fast(kind, &body).as_ref(), Some(&d), "{rel}: fast path");
         let c = d.context("fixtures", false, RECEIVED, raw.clone());
         assert!(!c.repo.full_name.is_empty(), "{rel}: repo");
         assert!(
@@ -969,4 +971,69 @@ fn invalid_fixtures_report_the_expected_path() {
         assert_eq!(e.path, expected, "{name}: {e}");
         assert!(!e.to_string().contains("hunter2"), "{name}: {e}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The one-pass fast path agrees with the two steps
+// ---------------------------------------------------------------------------------------
+
+/// What the two steps (value, then typed view) say of a body.
+fn two_steps(kind: EventKind, body: &[u8]) -> Result<Delivery, PayloadError> {
+    let value = parse_json(body).map_err(|e| PayloadError {
+        kind: Some(kind),
+        ..e
+    })?;
+    parse_value(kind, &value)
+}
+
+#[test]
+fn the_fast_path_is_taken_for_every_sample_and_agrees_with_the_two_steps() {
+    for s in crate::samples::all() {
+        let body = s.body.as_bytes();
+        let fast = parse_fast(s.kind, body);
+        assert!(fast.is_some(), "{}: the fast path refused a sample", s.name);
+        assert_eq!(fast.unwrap(), two_steps(s.kind, body).unwrap(), "{}", s.name);
+    }
+}
+
+#[test]
+fn bodies_the_two_steps_refuse_never_pass_the_fast_path() {
+    let push = |extra: &str| format!(r#"{{"ref":"refs/heads/main","x":{extra}}}"#);
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let refused = [
+        // numbers beyond f64, only syntax-checked when skipped
+        push("1e400"),
+        push("-1E+999"),
+        push(&"9".repeat(400)),
+        // a lone surrogate, in a skipped field and in a read one
+        push(r#""\udc00""#),
+        r#"{"ref":"\ud800"}"#.to_owned(),
+        // nested past the value parser's limit
+        push(&deep),
+        // not an object
+        "[1]".to_owned(),
+        " \"x\"".to_owned(),
+    ];
+    for body in &refused {
+        assert!(two_steps(EventKind::Push, body.as_bytes()).is_err(), "{body:.80}");
+        assert_eq!(parse_fast(EventKind::Push, body.as_bytes()), None, "{body:.80}");
+        assert!(parse(EventKind::Push, body.as_bytes()).is_err(), "{body:.80}");
+    }
+    // Accepted by both, some by the two steps only (the fast path hands over): same result.
+    let accepted = [
+        push("1.5e3"),
+        push(&"9".repeat(25)),
+        push(r#""\ud83d\ude00 \u00e9 \"quoted\" \\""#),
+        push(&format!("{}1{}", "[".repeat(100), "]".repeat(100))),
+        r#"{"ref":"refs/heads/a","ref":"refs/heads/b"}"#.to_owned(),
+        r#"{"ref":"refs/heads/main","commits":[],"total_commits_count":3}"#.to_owned(),
+    ];
+    for body in &accepted {
+        let expected = two_steps(EventKind::Push, body.as_bytes()).expect(body);
+        assert_eq!(parse(EventKind::Push, body.as_bytes()).unwrap(), expected, "{body:.80}");
+    }
+    // The fast path's own guard: exponents and long numbers hand over, true/false/null don't.
+    assert!(!fast_path_safe(push("2E5").as_bytes()));
+    assert!(fast_path_safe(push("[true,false,null,12.5,-3]").as_bytes()));
+    assert!(fast_path_safe(push(r#""1e400 \"\\ud800\" [[[""#).as_bytes()));
 }
