@@ -143,6 +143,14 @@ impl SqliteStore {
         let options = options
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", "67108864");
+        if !in_memory {
+            // One connection first: on a new file it switches the journal to WAL (which needs
+            // the file to itself: a pool opening several connections at once could see
+            // "database is locked") and creates the schema.
+            let mut first = sqlx::ConnectOptions::connect(&options).await?;
+            migrate(&mut first).await?;
+            sqlx::Connection::close(first).await?;
+        }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { 4 })
@@ -175,35 +183,38 @@ impl SqliteStore {
             write,
             checkpointer,
         };
-        store.migrate().await?;
+        if in_memory {
+            migrate(&mut *store.pool.acquire().await?).await?;
+        }
         Ok(store)
     }
+}
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for statement in SCHEMA {
-            sqlx::query(*statement).execute(&mut *tx).await?;
-        }
-        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        match version {
-            None => {
-                sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Corrupt(format!(
-                    "schema version {v} is newer than this relay's {SCHEMA_VERSION}; upgrade the relay"
-                )));
-            }
-            Some(_) => {}
-        }
-        tx.commit().await?;
-        Ok(())
+/// Creates or checks the schema.
+async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
+    for statement in SCHEMA {
+        sqlx::query(*statement).execute(&mut *tx).await?;
     }
+    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    match version {
+        None => {
+            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {v} is newer than this relay's {SCHEMA_VERSION}; upgrade the relay"
+            )));
+        }
+        Some(_) => {}
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// SQLite creates its file world-readable by default; the queue holds payloads that can

@@ -17,6 +17,29 @@ async fn database_file_is_private() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// A new file is switched to WAL and given its schema before the pools open their
+/// connections, so opening never fails with "database is locked" — not even when several
+/// stores open the same new file at once (a restart overlapping the old process, say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_new_file_many_times_at_once_never_finds_it_locked() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open(&path).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            let result = open.await.unwrap();
+            assert!(result.is_ok(), "round {round}: {result:?}");
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.ping().await.unwrap();
+    }
+}
+
 /// `complete_each` (multi-row statements) leaves exactly what `complete` one by one leaves,
 /// for every kind of outcome, and records attempts whose lease was lost without moving them.
 #[tokio::test]
