@@ -89,7 +89,8 @@ pub fn main() -> ExitCode {
     }));
     match command {
         Command::Serve(args) => {
-            telemetry::init(cli.log_format);
+            // Held until `serve` returns: dropping it writes the last queued lines.
+            let _logs = telemetry::init(cli.log_format);
             serve(&args.config)
         }
         Command::Check(args) => check(&args.config),
