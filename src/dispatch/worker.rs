@@ -3,9 +3,12 @@
 //! repeat; sleep until the next due time or a notification when idle.
 
 use futures_util::StreamExt;
+use futures_util::future::OptionFuture;
 use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, watch};
@@ -29,10 +32,12 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// A channel whose every quota allows at least this many messages per second (e.g.
 /// `rate: { per_second: 10000 }`) has an unthrottled robot and sends in bursts: it claims up
 /// to [`BURST_CLAIM`] due deliveries in one transaction, keeps up to [`BURST_IN_FLIGHT`] sends
-/// in flight (each still paced and holding one of the `delivery.workers` permits), and records
-/// their attempts in one transaction. Other channels send one message at a time, so a crash
-/// repeats at most the one in flight; a bursting channel may repeat a burst, and its
-/// messages may arrive out of order within a burst. Only with a single-process store (with a
+/// in flight (each still paced and holding one of the `delivery.workers` permits), claims the
+/// next batch before the pipe runs dry, and records attempts [`BURST_CLAIM`] per transaction
+/// while later ones are sent. Other channels send one message at a time, so a crash repeats
+/// at most the one in flight; a bursting channel may repeat the attempts made since its last
+/// recorded transaction and the sends in flight, and its messages may arrive out of order
+/// within [`BURST_IN_FLIGHT`] of each other. Only with a single-process store (with a
 /// shared one, every send takes a cluster-wide reservation) and not in dry-run mode.
 const BURST_MIN_RATE: f64 = 10_000.0;
 /// Deliveries claimed, and recorded, together by a burst.
@@ -271,18 +276,39 @@ fn pacer_wait(runtime: &ChannelRuntime) -> Duration {
     }
 }
 
-/// Sends a claimed batch in order with up to [`BURST_IN_FLIGHT`] requests in flight, each
-/// paced and holding a permit, then records every attempt in one transaction. On shutdown,
-/// the sends in flight finish and the rest is handed back, due at once.
+/// One attempt of a burst, awaiting its record.
+type Done = (i64, AttemptRecord, Completion);
+
+/// Sends a claimed batch and whatever else the channel has due, in order, with up to
+/// [`BURST_IN_FLIGHT`] requests in flight, each paced and holding a permit. The pipe never
+/// runs dry between batches: the next batch is claimed while the last sends of this one are
+/// in flight, and attempts are recorded ([`BURST_CLAIM`] per transaction) while the next
+/// ones are sent. Ends when the channel has nothing more due (or needs a digest, see
+/// [`next_burst`]) and every attempt is recorded. On shutdown, the sends in flight finish
+/// and the rest is handed back, due at once.
 async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
     let channel = &w.runtime.channel.name;
     let mut queue: VecDeque<ClaimedDelivery> = batch.into();
-    let mut done = Vec::with_capacity(queue.len());
+    let mut done: Vec<Done> = Vec::with_capacity(BURST_CLAIM as usize);
     let mut in_flight = FuturesUnordered::new();
+    let mut refill: Option<Pin<Box<dyn Future<Output = Refill> + Send + '_>>> = None;
+    let mut record: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
+    let mut exhausted = false;
     let mut shutdown = w.shutdown.clone();
     let mut stopping = *shutdown.borrow();
     loop {
-        if in_flight.is_empty() && (stopping || queue.is_empty()) {
+        if stopping && !queue.is_empty() {
+            release(w, queue.drain(..).map(|d| d.id).collect()).await;
+        }
+        if refill.is_none() && !exhausted && !stopping && queue.len() < w.burst_in_flight() {
+            refill = Some(Box::pin(claim_more(w)));
+        }
+        let sending = !in_flight.is_empty() || !queue.is_empty() || refill.is_some();
+        if record.is_none() && !done.is_empty() && (done.len() >= BURST_CLAIM as usize || !sending)
+        {
+            record = Some(Box::pin(record_attempts(w, std::mem::take(&mut done))));
+        }
+        if !sending && record.is_none() {
             break;
         }
         let may_start = !stopping && in_flight.len() < w.burst_in_flight() && !queue.is_empty();
@@ -294,6 +320,14 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
         tokio::select! {
             biased;
             Some(result) = in_flight.next(), if !in_flight.is_empty() => done.push(result),
+            Some(()) = OptionFuture::from(record.as_mut()), if record.is_some() => record = None,
+            Some(more) = OptionFuture::from(refill.as_mut()), if refill.is_some() => {
+                refill = None;
+                match more {
+                    Refill::More(batch) => queue.extend(batch),
+                    Refill::Exhausted => exhausted = true,
+                }
+            }
             _ = shutdown.changed(), if !stopping => stopping = true,
             permit = w.permits.clone().acquire_owned(), if may_start && wait.is_zero() => {
                 let (Ok(permit), Some(delivery)) = (permit, queue.pop_front()) else {
@@ -318,12 +352,30 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
             _ = tokio::time::sleep(wait), if may_start && !wait.is_zero() => {}
         }
     }
-    if !queue.is_empty() {
-        let ids: Vec<i64> = queue.iter().map(|d| d.id).collect();
-        if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
-            tracing::error!(channel = %channel, error = %e, "cannot hand back unsent deliveries; their leases expire by themselves");
+}
+
+/// What a burst's refill found.
+enum Refill {
+    More(Vec<ClaimedDelivery>),
+    /// Nothing more due, a digest is needed, or the store failed (the outer loop decides).
+    Exhausted,
+}
+
+/// The next batch of a burst, claimed while the current one is still being sent.
+async fn claim_more(w: &Worker) -> Refill {
+    match next_burst(w, &w.runtime.channel.name).await {
+        Ok(Work::Burst(batch)) => Refill::More(batch),
+        Ok(_) => Refill::Exhausted,
+        Err(e) => {
+            tracing::warn!(channel = %w.runtime.channel.name, error = %e, "cannot claim deliveries; retrying");
+            Refill::Exhausted
         }
     }
+}
+
+/// Records a burst's attempts in one transaction.
+async fn record_attempts(w: &Worker, done: Vec<Done>) {
+    let channel = &w.runtime.channel.name;
     match w.store.complete_each(&w.owner, &done).await {
         Ok(moved) if moved < done.len() as u64 => tracing::warn!(
             channel = %channel,
@@ -333,6 +385,13 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
         Ok(_) => {}
         // The leases will expire and the deliveries will be sent again: at-least-once.
         Err(e) => tracing::error!(channel = %channel, error = %e, "cannot record the attempts"),
+    }
+}
+
+/// Hands claimed but unsent deliveries back, due at once.
+async fn release(w: &Worker, ids: Vec<i64>) {
+    if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
+        tracing::error!(channel = %w.runtime.channel.name, error = %e, "cannot hand back unsent deliveries; their leases expire by themselves");
     }
 }
 
