@@ -11,16 +11,59 @@
 //! * `sign/<platform>`: the platform's `prepare` (keyword, timestamp, signature) of a rendered
 //!   body.
 //!
+//! Before the timings, a table of **heap allocations per operation** (a counting wrapper
+//! around the allocator; 200 runs each, after one warm-up run) for the per-webhook and
+//! per-delivery work, each beside its baseline: the two-step parse (JSON tree, then typed)
+//! rendering with `raw` in the context (what a template that reads `raw` costs), and with
+//! the inline partials not spliced (an override copy of the built-in template).
+//!
 //! `cargo bench --bench micro` (about a minute: short warm-up and measurement times). Filter
 //! with a substring: `cargo bench --bench micro -- render/feishu`.
 //!
 //! [`Delivery`]: gitee_relay::gitee::payload::Delivery
 
-// The relay binary's allocator, so the figures are the binary's.
+// The relay binary's allocator, so the figures are the binary's, behind a counter (one
+// relaxed atomic add per allocation: a few ns).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+impl Counting {
+    fn count(size: usize) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on unchanged to mimalloc.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::count(layout.size());
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::count(layout.size());
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::count(new_size);
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -56,6 +99,103 @@ fn push_with_commits(n: usize) -> Vec<u8> {
 fn compact(text: &str) -> Vec<u8> {
     let v: Value = serde_json::from_str(text).expect("the sample is JSON");
     serde_json::to_vec(&v).expect("serialises")
+}
+
+/// Allocations and bytes allocated per run of `op` (mean of 200 runs after a warm-up run).
+fn allocations_of(mut op: impl FnMut()) -> (f64, f64) {
+    op();
+    let (n0, b0) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    const RUNS: u64 = 200;
+    for _ in 0..RUNS {
+        op();
+    }
+    let n = ALLOCATIONS.load(Ordering::Relaxed) - n0;
+    let b = ALLOCATED_BYTES.load(Ordering::Relaxed) - b0;
+    (n as f64 / RUNS as f64, b as f64 / RUNS as f64)
+}
+
+/// Prints the allocations table (see the module documentation).
+fn allocations(_: &mut Criterion) {
+    let push = compact(samples::find("push").expect("push sample").body);
+    let render_with = |set: &TemplateSet, body: &[u8]| {
+        message::render(
+            set,
+            EventKind::Push,
+            body,
+            "gitee",
+            false,
+            1_764_000_000_000,
+            &Target::nobody(),
+        )
+        .unwrap();
+    };
+    // An override partial that mentions `raw` puts it back into every context.
+    let raw_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(raw_dir.path().join("feishu")).expect("dir");
+    std::fs::write(
+        raw_dir.path().join("feishu/_uses_raw.hbs"),
+        "{{raw.hook_name}}",
+    )
+    .expect("write");
+    // The built-in push template as an override file: compiled as written, so every
+    // `{{> part}}` goes through Handlebars' partials (built-ins are spliced, see render::inline).
+    let partials_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(partials_dir.path().join("feishu")).expect("dir");
+    let (_, push_template) = gitee_relay::render::builtin::templates(PlatformKind::Feishu)
+        .iter()
+        .find(|(name, _)| *name == "push")
+        .expect("feishu push template");
+    std::fs::write(partials_dir.path().join("feishu/push.hbs"), push_template).expect("write");
+    let feishu_partials =
+        TemplateSet::load(PlatformKind::Feishu, Some(partials_dir.path())).expect("load");
+    let feishu = TemplateSet::builtin(PlatformKind::Feishu);
+    let feishu_raw = TemplateSet::load(PlatformKind::Feishu, Some(raw_dir.path())).expect("load");
+    assert!(feishu_raw.uses_raw() && !feishu.uses_raw());
+    let (one, hundred) = (push_with_commits(1), push_with_commits(100));
+    type Row = (&'static str, (f64, f64), &'static str, (f64, f64));
+    let rows: Vec<Row> = vec![
+        (
+            "parse push (7.4 KB), one pass",
+            allocations_of(|| {
+                black_box(gitee_relay::gitee::payload::parse(EventKind::Push, &push).unwrap());
+            }),
+            "two steps (JSON tree, then typed)",
+            allocations_of(|| {
+                let raw = gitee_relay::gitee::payload::parse_json(&push).unwrap();
+                black_box(gitee_relay::gitee::payload::parse_value(EventKind::Push, &raw).unwrap());
+            }),
+        ),
+        (
+            "render feishu, 1-commit push",
+            allocations_of(|| render_with(&feishu, &one)),
+            "with `raw` in the context",
+            allocations_of(|| render_with(&feishu_raw, &one)),
+        ),
+        (
+            "render feishu, 1-commit push",
+            allocations_of(|| render_with(&feishu, &one)),
+            "not spliced (partials copy the context)",
+            allocations_of(|| render_with(&feishu_partials, &one)),
+        ),
+        (
+            "render feishu, 100-commit push",
+            allocations_of(|| render_with(&feishu, &hundred)),
+            "with `raw` in the context",
+            allocations_of(|| render_with(&feishu_raw, &hundred)),
+        ),
+    ];
+    println!();
+    println!(
+        "| operation | allocations | bytes allocated | baseline | allocations | bytes allocated |"
+    );
+    println!("|---|---:|---:|---|---:|---:|");
+    for (name, (n, b), baseline, (bn, bb)) in rows {
+        println!("| {name} | {n:.0} | {b:.0} | {baseline} | {bn:.0} | {bb:.0} |");
+    }
+    println!();
 }
 
 fn verify(c: &mut Criterion) {
@@ -195,6 +335,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = verify, parse, render, sign
+    targets = allocations, verify, parse, render, sign
 }
 criterion_main!(benches);

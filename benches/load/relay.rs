@@ -241,6 +241,11 @@ pub fn write_config(
         .map(|c| c.name.as_str())
         .collect();
     text.push_str(&format!("routes:\n  - to: [{}]\n", names.join(", ")));
+    // `LOAD_WORKERS`: `delivery.workers` (sends in flight across channels; a bursting
+    // channel uses up to half of them, at most 16). Unset: the relay's default.
+    if let Ok(workers) = std::env::var("LOAD_WORKERS") {
+        text.push_str(&format!("delivery:\n  workers: {workers}\n"));
+    }
     let path = dir.join("bench-config.yaml");
     std::fs::write(&path, text).expect("write the config");
     path

@@ -139,7 +139,8 @@ pub struct Person {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliverySettings {
-    /// Deliveries sent at once across all channels (each channel still sends one at a time).
+    /// Deliveries sent at once across all channels (a channel sends one at a time, or, when
+    /// its robot is unthrottled, up to half of these and at most 16).
     pub workers: u32,
     pub max_attempts: u32,
     pub give_up_after: Duration,
@@ -155,7 +156,7 @@ pub struct DeliverySettings {
 impl Default for DeliverySettings {
     fn default() -> Self {
         DeliverySettings {
-            workers: 16,
+            workers: 32,
             max_attempts: 20,
             give_up_after: Duration::from_secs(24 * 3600),
             retry_first: Duration::from_secs(5),
