@@ -20,6 +20,8 @@ pub fn init(format: LogFormat) -> Option<WorkerGuard> {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue's slots are allocated up front: the default 128,000 cost ~4 MiB of RSS.
+        .buffered_lines_limit(8_192)
         .thread_name("gitee-relay-log")
         .finish(LineBatches(std::io::BufWriter::new(std::io::stderr())));
     // A log line that cannot be written (stderr's reader went away) is dropped, not a panic:
