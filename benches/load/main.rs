@@ -166,6 +166,8 @@ struct Report {
     bench_ready: Option<Duration>,
     queued: Option<Queued>,
     ready: Vec<f64>,
+    /// Relay CPU per webhook during each durable-ingest point (connections, µs).
+    ingest_cpu: Vec<(usize, f64)>,
 }
 
 struct E2e {
@@ -335,7 +337,11 @@ fn ingest(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report) {
     let sampler = RssSampler::start(r.pid());
     for conns in [8, 64] {
         eprintln!("measuring {INGEST} at {conns} connections");
+        let (cpu_before, sent_before) = (relay::cpu_seconds(&r.pid().to_string()), requests.sent());
         let res = requests.load(addr, conns, s);
+        let cpu = relay::cpu_seconds(&r.pid().to_string()) - cpu_before;
+        let sent = requests.sent().saturating_sub(sent_before).max(1);
+        report.ingest_cpu.push((conns, cpu * 1e6 / sent as f64));
         report.rows.push(Row {
             label: INGEST.into(),
             conns,
@@ -596,6 +602,18 @@ fn print_report(report: &Report) {
             ratio(row.r.rps(), rps(bare)),
             ratio(row.r.rps(), rps(append)),
             ratio(row.r.p99_ms(), p99(append)),
+        );
+    }
+    if !report.ingest_cpu.is_empty() {
+        let per: Vec<String> = report
+            .ingest_cpu
+            .iter()
+            .map(|(conns, us)| format!("{us:.0} µs at {conns} connections"))
+            .collect();
+        println!();
+        println!(
+            "Relay CPU per webhook (user + system, warm-up included): {}.",
+            per.join(", ")
         );
     }
     if let Some(e) = &report.e2e {
