@@ -605,7 +605,11 @@ fn shared_fixtures_parse_with_their_kind() {
         let raw = parse_json(&body).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let d = parse_value(kind, &raw).unwrap_or_else(|e| panic!("{rel}: {e}"));
         // The one-pass path reads real deliveries exactly like the two steps.
-        assert_eq!(parse_fast(kind, &body).as_ref(), Some(&d), "{rel}: fast path");
+        assert_eq!(
+            parse_fast(kind, &body).as_ref(),
+            Some(&d),
+            "{rel}: fast path"
+        );
         let c = d.context("fixtures", false, RECEIVED, raw.clone());
         assert!(!c.repo.full_name.is_empty(), "{rel}: repo");
         assert!(
@@ -992,7 +996,12 @@ fn the_fast_path_is_taken_for_every_sample_and_agrees_with_the_two_steps() {
         let body = s.body.as_bytes();
         let fast = parse_fast(s.kind, body);
         assert!(fast.is_some(), "{}: the fast path refused a sample", s.name);
-        assert_eq!(fast.unwrap(), two_steps(s.kind, body).unwrap(), "{}", s.name);
+        assert_eq!(
+            fast.unwrap(),
+            two_steps(s.kind, body).unwrap(),
+            "{}",
+            s.name
+        );
     }
 }
 
@@ -1015,9 +1024,19 @@ fn bodies_the_two_steps_refuse_never_pass_the_fast_path() {
         " \"x\"".to_owned(),
     ];
     for body in &refused {
-        assert!(two_steps(EventKind::Push, body.as_bytes()).is_err(), "{body:.80}");
-        assert_eq!(parse_fast(EventKind::Push, body.as_bytes()), None, "{body:.80}");
-        assert!(parse(EventKind::Push, body.as_bytes()).is_err(), "{body:.80}");
+        assert!(
+            two_steps(EventKind::Push, body.as_bytes()).is_err(),
+            "{body:.80}"
+        );
+        assert_eq!(
+            parse_fast(EventKind::Push, body.as_bytes()),
+            None,
+            "{body:.80}"
+        );
+        assert!(
+            parse(EventKind::Push, body.as_bytes()).is_err(),
+            "{body:.80}"
+        );
     }
     // Accepted by both, some by the two steps only (the fast path hands over): same result.
     let accepted = [
@@ -1030,10 +1049,16 @@ fn bodies_the_two_steps_refuse_never_pass_the_fast_path() {
     ];
     for body in &accepted {
         let expected = two_steps(EventKind::Push, body.as_bytes()).expect(body);
-        assert_eq!(parse(EventKind::Push, body.as_bytes()).unwrap(), expected, "{body:.80}");
+        assert_eq!(
+            parse(EventKind::Push, body.as_bytes()).unwrap(),
+            expected,
+            "{body:.80}"
+        );
     }
     // The fast path's own guard: exponents and long numbers hand over, true/false/null don't.
     assert!(!fast_path_safe(push("2E5").as_bytes()));
     assert!(fast_path_safe(push("[true,false,null,12.5,-3]").as_bytes()));
-    assert!(fast_path_safe(push(r#""1e400 \"\\ud800\" [[[""#).as_bytes()));
+    assert!(fast_path_safe(
+        push(r#""1e400 \"\\ud800\" [[[""#).as_bytes()
+    ));
 }
