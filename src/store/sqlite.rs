@@ -154,6 +154,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { 4 })
+            // sqlx pings a connection on every acquire by default: a round trip to its SQLite
+            // thread that can only fail if the file went away, which the query would report.
+            .test_before_acquire(false)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
@@ -167,6 +170,7 @@ impl SqliteStore {
                 // Writers take their turn before a connection; only the checkpointer holds one
                 // while it waits for its turn, so a writer always finds one free.
                 .max_connections(3)
+                .test_before_acquire(false)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
