@@ -8,11 +8,13 @@
 //! | `gitee_relay_digests_total` | channel, platform | digest messages sent (merging a backlog) |
 //! | `gitee_relay_rate_limit_pauses_total` | channel, platform | a robot reported its rate limit and the channel paused |
 //! | `gitee_relay_queue_deliveries` | channel, state | deliveries in the store per state (read at each scrape) |
+//! | `gitee_relay_ingest_commit_seconds` | | histogram of group commits: from the start of the write to durable |
+//! | `gitee_relay_ingest_commit_events` | | histogram of events per group commit |
 //! | `gitee_relay_build_info` | version | always 1 |
 //!
 //! Each relay has its own [`Metrics`] (in the HTTP state). The dispatcher's families
-//! ([`DispatchMetrics`]) are process-wide ([`dispatch`]) because the dispatcher's workers have no
-//! handle on the HTTP state; every relay's registry shows them. One process runs one relay, so
+//! ([`DispatchMetrics`]) and the ingest writer's ([`IngestMetrics`]) are process-wide
+//! ([`dispatch`], [`ingest`]) because those tasks have no handle on the HTTP state; every relay's registry shows them. One process runs one relay, so
 //! the numbers are that relay's; in tests that start several relays in one process they add up.
 //!
 //! Label values come from the config (channel and source names, platforms) or from fixed
@@ -71,6 +73,40 @@ type HistogramFamily = Family<ChannelLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
+}
+
+/// Upper bounds of the commit duration buckets, in seconds (one fsync is a fraction of a
+/// millisecond on an SSD, tens of milliseconds on a busy disk).
+const COMMIT_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
+];
+
+/// Upper bounds of the events-per-commit buckets (the writer takes at most 512).
+const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// What the ingest writer records: how long each group commit took and how many webhooks
+/// it made durable (the batching that concurrency buys).
+pub struct IngestMetrics {
+    commit_seconds: Histogram,
+    commit_events: Histogram,
+}
+
+static INGEST: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
+    commit_seconds: Histogram::new(COMMIT_BUCKETS),
+    commit_events: Histogram::new(BATCH_BUCKETS),
+});
+
+/// The process's ingest metrics.
+pub fn ingest() -> &'static IngestMetrics {
+    &INGEST
+}
+
+impl IngestMetrics {
+    /// A group commit of `events` webhooks ended (committed or failed) after `seconds`.
+    pub fn commit(&self, events: usize, seconds: f64) {
+        self.commit_seconds.observe(seconds);
+        self.commit_events.observe(events as f64);
+    }
 }
 
 /// What the dispatcher records: one family each, shared by every registry in the process.
@@ -191,6 +227,16 @@ impl Metrics {
             "rate_limit_pauses",
             "Times a robot reported its rate limit and the channel paused",
             d.rate_limit_pauses.clone(),
+        );
+        registry.register(
+            "ingest_commit_seconds",
+            "Group commits of webhooks: time from the start of the write until it is durable",
+            ingest().commit_seconds.clone(),
+        );
+        registry.register(
+            "ingest_commit_events",
+            "Webhooks made durable per group commit",
+            ingest().commit_events.clone(),
         );
         registry.register(
             "queue_deliveries",

@@ -168,6 +168,9 @@ struct Report {
     ready: Vec<f64>,
     /// Relay CPU per webhook during each durable-ingest point (connections, µs).
     ingest_cpu: Vec<(usize, f64)>,
+    /// Group commits during each durable-ingest point, from the relay's metrics
+    /// (connections, mean webhooks per commit, mean commit ms).
+    ingest_commits: Vec<(usize, f64, f64)>,
 }
 
 struct E2e {
@@ -338,10 +341,22 @@ fn ingest(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report) {
     for conns in [8, 64] {
         eprintln!("measuring {INGEST} at {conns} connections");
         let (cpu_before, sent_before) = (relay::cpu_seconds(&r.pid().to_string()), requests.sent());
+        let metrics_before = relay::metrics(addr);
         let res = requests.load(addr, conns, s);
         let cpu = relay::cpu_seconds(&r.pid().to_string()) - cpu_before;
         let sent = requests.sent().saturating_sub(sent_before).max(1);
         report.ingest_cpu.push((conns, cpu * 1e6 / sent as f64));
+        let metrics_after = relay::metrics(addr);
+        let delta = |name: &str| {
+            metrics_after.get(name).copied().unwrap_or(0.0)
+                - metrics_before.get(name).copied().unwrap_or(0.0)
+        };
+        let commits = delta("gitee_relay_ingest_commit_seconds_count").max(1.0);
+        report.ingest_commits.push((
+            conns,
+            delta("gitee_relay_ingest_commit_events_sum") / commits,
+            delta("gitee_relay_ingest_commit_seconds_sum") * 1000.0 / commits,
+        ));
         report.rows.push(Row {
             label: INGEST.into(),
             conns,
@@ -614,6 +629,19 @@ fn print_report(report: &Report) {
         println!(
             "Relay CPU per webhook (user + system, warm-up included): {}.",
             per.join(", ")
+        );
+    }
+    if !report.ingest_commits.is_empty() {
+        let per: Vec<String> = report
+            .ingest_commits
+            .iter()
+            .map(|(conns, events, ms)| {
+                format!("{events:.1} webhooks per commit, {ms:.2} ms each at {conns} connections")
+            })
+            .collect();
+        println!(
+            "Group commits (the relay's `gitee_relay_ingest_commit_*` metrics): {}.",
+            per.join("; ")
         );
     }
     if let Some(e) = &report.e2e {

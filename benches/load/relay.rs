@@ -132,6 +132,32 @@ pub fn readyz(addr: SocketAddr) -> bool {
     s.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
 }
 
+/// The value of each unlabelled series of `GET /metrics` (e.g.
+/// `gitee_relay_ingest_commit_seconds_sum`); empty if the relay did not answer.
+pub fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return out;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut text = String::new();
+    if s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .is_err()
+        || s.read_to_string(&mut text).is_err()
+    {
+        return out;
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((name, value)) = line.split_once(' ')
+            && !name.contains('{')
+            && let Ok(v) = value.trim().parse::<f64>()
+        {
+            out.insert(name.to_owned(), v);
+        }
+    }
+    out
+}
+
 /// Resident set size of a process, MiB (VmRSS).
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -43,7 +43,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
-        match store.insert_events(&events).await {
+        let started = std::time::Instant::now();
+        let result = store.insert_events(&events).await;
+        crate::metrics::ingest().commit(events.len(), started.elapsed().as_secs_f64());
+        match result {
             Ok(receipts) => {
                 for (reply, receipt) in replies.into_iter().zip(receipts) {
                     let _ = reply.send(Ok(receipt));

@@ -951,6 +951,12 @@ async fn metrics_parse_and_move_as_events_arrive_and_deliveries_complete() {
     assert!(value(&after, retried) >= value(&before, retried) + 1.0);
     assert!(value(&after, pauses) >= value(&before, pauses) + 1.0);
     assert!(value(&after, durations) >= value(&before, durations) + 3.0);
+    // Each accepted webhook was made durable by a group commit (process-wide too).
+    let commits = "gitee_relay_ingest_commit_seconds_count";
+    let committed = "gitee_relay_ingest_commit_events_sum";
+    assert!(value(&after, commits) >= value(&before, commits) + 1.0);
+    assert!(value(&after, committed) >= value(&before, committed) + 2.0);
+    assert!(value(&after, "gitee_relay_ingest_commit_seconds_sum") > 0.0);
     assert_eq!(
         value(
             &after,
