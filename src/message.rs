@@ -115,6 +115,19 @@ pub fn context(
     Ok(delivery.context(source, is_test, received_ms, raw))
 }
 
+/// [`context`] with `raw` null, for callers that read only the normalised fields (digests):
+/// one pass over the bytes, no JSON tree.
+pub fn context_without_raw(
+    kind: EventKind,
+    body: &[u8],
+    source: &str,
+    is_test: bool,
+    received_ms: i64,
+) -> Result<EventContext, MessageError> {
+    let (delivery, raw) = parse_typed(kind, body)?;
+    Ok(delivery.context(source, is_test, received_ms, raw))
+}
+
 /// The exact body that would be posted to `target.channel` (before the platform adds keyword
 /// and signature): mentions as the target's people and routes allow, fitted to the platform's
 /// size limits.

@@ -298,7 +298,8 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
     let mut stopping = *shutdown.borrow();
     loop {
         if stopping && !queue.is_empty() {
-            release(w, queue.drain(..).map(|d| d.id).collect()).await;
+            let ids: Vec<i64> = queue.drain(..).map(|d| d.id).collect();
+            release(w, &ids).await;
         }
         if refill.is_none() && !exhausted && !stopping && queue.len() < w.burst_in_flight() {
             refill = Some(Box::pin(claim_more(w)));
@@ -389,8 +390,11 @@ async fn record_attempts(w: &Worker, done: Vec<Done>) {
 }
 
 /// Hands claimed but unsent deliveries back, due at once.
-async fn release(w: &Worker, ids: Vec<i64>) {
-    if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
+async fn release(w: &Worker, ids: &[i64]) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = w.store.release(ids, &w.owner, now_ms()).await {
         tracing::error!(channel = %w.runtime.channel.name, error = %e, "cannot hand back unsent deliveries; their leases expire by themselves");
     }
 }
@@ -523,7 +527,9 @@ async fn send_digest(w: &Worker, batch: Vec<ClaimedDelivery>) {
     let mut included: Vec<(ClaimedDelivery, DigestItem)> = Vec::with_capacity(batch.len());
     for d in batch {
         let e = &d.event;
-        match message::context(e.kind, &e.payload, &e.source, e.is_test, e.received_ms) {
+        // A digest item reads only the normalised fields.
+        match message::context_without_raw(e.kind, &e.payload, &e.source, e.is_test, e.received_ms)
+        {
             Ok(ctx) => {
                 let item = DigestItem::from_context(&ctx);
                 included.push((d, item));
@@ -548,9 +554,7 @@ async fn send_digest(w: &Worker, batch: Vec<ClaimedDelivery>) {
             // The digest template is unusable: hand everything back and send one by one.
             tracing::error!(error = %e, "digest template failed; sending events one by one");
             let ids: Vec<i64> = included.iter().map(|(d, _)| d.id).collect();
-            if let Err(e) = w.store.release(&ids, &w.owner, now_ms()).await {
-                tracing::error!(error = %e, "cannot release the batch");
-            }
+            release(w, &ids).await;
             let first = included.into_iter().next().map(|(d, _)| d);
             if let Some(d) = first
                 && let Ok(Some(again)) = w
@@ -564,11 +568,7 @@ async fn send_digest(w: &Worker, batch: Vec<ClaimedDelivery>) {
         }
     };
     let rest: Vec<i64> = included[fitted..].iter().map(|(d, _)| d.id).collect();
-    if !rest.is_empty()
-        && let Err(e) = w.store.release(&rest, &w.owner, now_ms()).await
-    {
-        tracing::error!(error = %e, "cannot release the rest of the batch");
-    }
+    release(w, &rest).await;
     let ids: Vec<i64> = included[..fitted].iter().map(|(d, _)| d.id).collect();
     let verdict = send_body(w, body, &mut attempt).await;
     attempt.duration_ms = clock.elapsed().as_millis() as i64;

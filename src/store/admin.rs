@@ -200,6 +200,14 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn Store>, Arc<dyn AdminStore
     }
 }
 
+/// The repository filter as (exact, LIKE pattern): one of them is set when filtering.
+pub(crate) fn repo_filter(repo: Option<&str>) -> (Option<&str>, Option<String>) {
+    match repo {
+        Some(r) if r.contains('*') => (None, Some(like_pattern(r))),
+        other => (other, None),
+    }
+}
+
 /// `acme/*` as a LIKE pattern with `\` as the escape character (`%` and `_` are literal).
 pub(crate) fn like_pattern(glob: &str) -> String {
     let mut out = String::with_capacity(glob.len() + 4);

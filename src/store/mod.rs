@@ -136,6 +136,18 @@ impl DeliveryState {
     }
 }
 
+/// An event kind read from a store column; an unknown one means the database is corrupt.
+pub(crate) fn kind_from_db(text: &str) -> Result<EventKind, StoreError> {
+    EventKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
+}
+
+/// A delivery state read from a store column; an unknown one means the database is corrupt.
+pub(crate) fn state_from_db(text: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
+}
+
 /// A delivery's current row, for tests and operators.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRow {

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     AttemptRecord, AttemptRow, ClaimedDelivery, Completion, DeliveryRow, DeliveryState,
-    EventReceipt, NewEvent, Store, StoreError, StoredEvent,
+    EventReceipt, NewEvent, Store, StoreError, StoredEvent, kind_from_db, state_from_db,
 };
-use crate::gitee::EventKind;
 
 const SCHEMA_VERSION: i32 = 1;
 
@@ -291,16 +290,6 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn kind_from_db(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
-}
-
-fn state_from_db(text: &str) -> Result<DeliveryState, StoreError> {
-    DeliveryState::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
 }
 
 fn delivery_row(row: &PgRow) -> Result<DeliveryRow, StoreError> {

@@ -7,9 +7,9 @@ use sqlx::postgres::PgRow;
 
 use super::admin::{
     AdminStore, ChannelActivity, DeliveryFilter, DeliverySummary, EventFilter, EventRecord,
-    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished, like_pattern,
+    EventSummary, LastError, Page, Paged, QueueCount, RedeliverError, check_finished, repo_filter,
 };
-use super::{DeliveryState, PostgresStore, StoreError};
+use super::{DeliveryState, PostgresStore, StoreError, kind_from_db, state_from_db};
 use crate::gitee::EventKind;
 
 const EVENT_COLUMNS: &str = "id, source, kind, action, repo, is_test, received_ms, octet_length(payload)::BIGINT AS payload_bytes";
@@ -19,21 +19,11 @@ const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.at
         e.source, e.kind, e.action, e.repo, e.is_test, e.received_ms
     FROM deliveries d JOIN events e ON e.id = d.event_id";
 
-fn kind(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
-}
-
-fn state(text: &str) -> Result<DeliveryState, StoreError> {
-    DeliveryState::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
-}
-
 fn event_summary(row: &PgRow) -> Result<EventSummary, StoreError> {
     Ok(EventSummary {
         id: row.try_get("id")?,
         source: row.try_get("source")?,
-        kind: kind(row.try_get::<&str, _>("kind")?)?,
+        kind: kind_from_db(row.try_get::<&str, _>("kind")?)?,
         action: row.try_get("action")?,
         repo: row.try_get("repo")?,
         is_test: row.try_get("is_test")?,
@@ -47,26 +37,19 @@ fn delivery_summary(row: &PgRow) -> Result<DeliverySummary, StoreError> {
         id: row.try_get("id")?,
         event_id: row.try_get("event_id")?,
         channel: row.try_get("channel")?,
-        state: state(row.try_get::<&str, _>("state")?)?,
+        state: state_from_db(row.try_get::<&str, _>("state")?)?,
         attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
         next_attempt_ms: row.try_get("next_attempt_ms")?,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
         last_error: row.try_get("last_error")?,
         source: row.try_get("source")?,
-        kind: kind(row.try_get::<&str, _>("kind")?)?,
+        kind: kind_from_db(row.try_get::<&str, _>("kind")?)?,
         action: row.try_get("action")?,
         repo: row.try_get("repo")?,
         is_test: row.try_get("is_test")?,
         received_ms: row.try_get("received_ms")?,
     })
-}
-
-fn repo_filter(repo: Option<&str>) -> (Option<&str>, Option<String>) {
-    match repo {
-        Some(r) if r.contains('*') => (None, Some(like_pattern(r))),
-        other => (other, None),
-    }
 }
 
 #[async_trait]
@@ -164,7 +147,7 @@ impl AdminStore for PostgresStore {
         // (SQLite) for the row.
         let refusal = match current {
             None => Some(RedeliverError::NotFound(id)),
-            Some(current) => check_finished(id, state(&current)?).err(),
+            Some(current) => check_finished(id, state_from_db(&current)?).err(),
         };
         if let Some(refusal) = refusal {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -197,7 +180,7 @@ impl AdminStore for PostgresStore {
             .map(|r| {
                 Ok(QueueCount {
                     channel: r.try_get("channel")?,
-                    state: state(r.try_get::<&str, _>("state")?)?,
+                    state: state_from_db(r.try_get::<&str, _>("state")?)?,
                     count: r.try_get("n")?,
                 })
             })

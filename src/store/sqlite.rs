@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use super::{
     AttemptRecord, AttemptRow, ClaimedDelivery, Completion, DeliveryRow, DeliveryState,
-    EventReceipt, NewEvent, Store, StoreError, StoredEvent,
+    EventReceipt, NewEvent, Store, StoreError, StoredEvent, kind_from_db, state_from_db,
 };
-use crate::gitee::EventKind;
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -247,16 +246,6 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
     open.open(path)
         .map(drop)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))
-}
-
-fn kind_from_db(text: &str) -> Result<EventKind, StoreError> {
-    EventKind::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind `{text}`")))
-}
-
-fn state_from_db(text: &str) -> Result<DeliveryState, StoreError> {
-    DeliveryState::parse(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state `{text}`")))
 }
 
 fn delivery_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRow, StoreError> {
