@@ -2,7 +2,7 @@
 //! commit survives a power cut before the webhook is answered.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
@@ -130,12 +130,16 @@ impl SqliteStore {
             create_private_file(path)?;
             SqliteConnectOptions::new().filename(path)
         };
+        // No `journal_mode` here: switching a file to WAL needs it to itself and SQLite does
+        // not wait for that (busy_timeout does not apply), so pools that set it on every
+        // connection could fail with "database is locked" while another process opens the
+        // same file. WAL is a property of the file: set once, below, it holds for every
+        // connection opened later.
         let options = options
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let in_memory = path.as_os_str() == ":memory:";
         // Checkpoints run in the background ([`checkpoints`]); after a burst the WAL file is
         // cut back to 64 MiB.
@@ -143,10 +147,10 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", "67108864");
         if !in_memory {
-            // One connection first: on a new file it switches the journal to WAL (which needs
-            // the file to itself: a pool opening several connections at once could see
-            // "database is locked") and creates the schema.
+            // One connection first: it switches a new file to WAL and creates the schema
+            // before the pools open theirs.
             let mut first = sqlx::ConnectOptions::connect(&options).await?;
+            switch_to_wal(&mut first).await?;
             migrate(&mut first).await?;
             sqlx::Connection::close(first).await?;
         }
@@ -191,6 +195,46 @@ impl SqliteStore {
         }
         Ok(store)
     }
+}
+
+/// How long opening waits for other connections to the same file (SQLite's busy handler, and
+/// [`switch_to_wal`]'s retries, which the busy handler does not cover).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Puts the file in WAL mode. On a new file this needs an exclusive lock, which SQLite reports
+/// as busy at once instead of waiting for it; another process opening the same new file at the
+/// same moment holds it only briefly, so retry until [`BUSY_TIMEOUT`].
+async fn switch_to_wal(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Unavailable(format!(
+                    "the database file cannot use a write-ahead log (journal mode stays {mode:?})"
+                )));
+            }
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// SQLITE_BUSY, with or without an extended code (BUSY_RECOVERY, BUSY_SNAPSHOT...).
+fn is_busy(error: &sqlx::Error) -> bool {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
 }
 
 /// Creates or checks the schema.
