@@ -324,6 +324,78 @@ fn sign(c: &mut Criterion) {
     g.finish();
 }
 
+/// What a group commit costs on its own (no HTTP, no other load): `SqliteStore::insert_events`
+/// of 1, 4 and 32 push events (7.4 KB bodies, one channel) into a file database, stored as the
+/// ingress stores them (compressed, `payload_codec`), beside two baselines: the same events
+/// stored uncompressed, and the file-append ceiling's work for the same bodies (one `write`,
+/// one `fdatasync`). Plus the codec itself.
+fn commit(c: &mut Criterion) {
+    use gitee_relay::store::{NewEvent, SqliteStore, Store, payload_codec};
+    use std::io::Write;
+
+    let push = compact(samples::find("push").expect("push sample").body);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let store = rt
+        .block_on(SqliteStore::open(&dir.path().join("relay.db")))
+        .expect("store opens");
+    let raw = NewEvent {
+        source: "gitee".into(),
+        kind: EventKind::Push,
+        action: "push".into(),
+        repo: "oschina/gitee-relay".into(),
+        is_test: false,
+        received_ms: 1_764_000_000_000,
+        payload: push.clone(),
+        channels: vec!["team".into()],
+    };
+    let stored = NewEvent {
+        payload: payload_codec::encode(&push),
+        ..raw.clone()
+    };
+    println!(
+        "stored payload of the {}-byte push: {} bytes",
+        push.len(),
+        stored.payload.len()
+    );
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("append.log"))
+        .expect("log file");
+    let mut g = c.benchmark_group("commit");
+    g.bench_function("codec/encode_push", |b| {
+        b.iter(|| payload_codec::encode(black_box(&push)))
+    });
+    g.bench_function("codec/decode_push", |b| {
+        b.iter_batched(
+            || stored.payload.clone(),
+            |bytes| payload_codec::decode(bytes).expect("decodes"),
+            BatchSize::SmallInput,
+        )
+    });
+    for n in [1usize, 4, 32] {
+        for (name, event) in [("sqlite", &stored), ("sqlite_uncompressed", &raw)] {
+            let events = vec![event.clone(); n];
+            g.bench_function(format!("{name}/{n}_events"), |b| {
+                b.iter(|| rt.block_on(store.insert_events(&events)).expect("commits"))
+            });
+        }
+        let bytes = push.repeat(n);
+        g.bench_function(format!("append_fdatasync/{n}_events"), |b| {
+            b.iter(|| {
+                log.write_all(&bytes).expect("writes");
+                log.sync_data().expect("syncs");
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -335,6 +407,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = allocations, verify, parse, render, sign
+    targets = allocations, verify, parse, render, sign, commit
 }
 criterion_main!(benches);

@@ -516,6 +516,8 @@ fn queued(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report) {
         .enable_all()
         .build()
         .expect("runtime");
+    // Stored as the ingress stores a body (compressed).
+    let stored = gitee_relay::store::payload_codec::encode(body);
     rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("open the store");
         let mut done = 0;
@@ -530,7 +532,7 @@ fn queued(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report) {
                     repo: "acme/app".into(),
                     is_test: false,
                     received_ms: now,
-                    payload: body.to_vec(),
+                    payload: stored.clone(),
                     channels: names.clone(),
                 })
                 .collect();

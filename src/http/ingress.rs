@@ -314,8 +314,8 @@ pub async fn receive(
         repo: delivery.repo.clone(),
         is_test: facts.is_test,
         received_ms: now_ms(),
-        // Not a copy: the buffer is handed over.
-        payload: Vec::from(bytes),
+        // Compressed here, on the HTTP worker, not in the group commit every webhook waits for.
+        payload: crate::store::payload_codec::encode(&bytes),
         channels: channels.clone(),
     };
     match state.writer.insert(event).await {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod group_commit;
+pub mod payload_codec;
 mod postgres;
 mod postgres_admin;
 mod postgres_pacing;
@@ -39,7 +40,8 @@ pub struct NewEvent {
     pub repo: String,
     pub is_test: bool,
     pub received_ms: i64,
-    /// The body exactly as received.
+    /// The body as stored: [`payload_codec::encode`] of the body as received (the ingress
+    /// encodes it off the group commit's path). Raw bodies are stored as they are.
     pub payload: Vec<u8>,
     pub channels: Vec<String>,
 }

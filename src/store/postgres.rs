@@ -319,7 +319,7 @@ fn claimed_delivery(row: &PgRow, channel: &str) -> Result<ClaimedDelivery, Store
             kind: kind_from_db(row.try_get::<&str, _>("kind")?)?,
             is_test: row.try_get("is_test")?,
             received_ms: row.try_get("received_ms")?,
-            payload: row.try_get("payload")?,
+            payload: super::payload_codec::decode(row.try_get("payload")?)?,
         },
     })
 }

@@ -311,7 +311,7 @@ fn stored_event(ev: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError>
         kind: kind_from_db(ev.try_get::<&str, _>("kind")?)?,
         is_test: ev.try_get("is_test")?,
         received_ms: ev.try_get("received_ms")?,
-        payload: ev.try_get("payload")?,
+        payload: super::payload_codec::decode(ev.try_get("payload")?)?,
     })
 }
 

@@ -12,8 +12,9 @@ use super::admin::{
 use super::{DeliveryState, SqliteStore, StoreError, kind_from_db, state_from_db};
 use crate::gitee::EventKind;
 
-const EVENT_COLUMNS: &str =
-    "id, source, kind, action, repo, is_test, received_ms, LENGTH(payload) AS payload_bytes";
+/// `payload_head`: the first [`super::payload_codec::HEAD_LEN`] (8) bytes, enough to tell the
+/// length of a compressed body without reading it.
+const EVENT_COLUMNS: &str = "id, source, kind, action, repo, is_test, received_ms, LENGTH(payload) AS stored_bytes, substr(payload, 1, 8) AS payload_head";
 
 const DELIVERY_SELECT: &str = "SELECT d.id, d.event_id, d.channel, d.state, d.attempts,
         d.next_attempt_ms, d.created_ms, d.updated_ms, d.last_error,
@@ -29,7 +30,10 @@ fn event_summary(row: &SqliteRow) -> Result<EventSummary, StoreError> {
         repo: row.try_get("repo")?,
         is_test: row.try_get("is_test")?,
         received_ms: row.try_get("received_ms")?,
-        payload_bytes: row.try_get("payload_bytes")?,
+        payload_bytes: super::payload_codec::body_len(
+            row.try_get("payload_head")?,
+            row.try_get("stored_bytes")?,
+        ),
     })
 }
 
@@ -92,7 +96,7 @@ impl AdminStore for SqliteStore {
         row.map(|r| {
             Ok(EventRecord {
                 summary: event_summary(&r)?,
-                payload: r.try_get("payload")?,
+                payload: super::payload_codec::decode(r.try_get("payload")?)?,
             })
         })
         .transpose()

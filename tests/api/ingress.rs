@@ -41,6 +41,28 @@ async fn a_signed_push_is_accepted_after_commit() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 4);
+    // Stored compressed (the row on disk starts with the codec's mark and is far smaller),
+    // and read back byte for byte as received.
+    let side = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path().display()))
+        .await
+        .unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT payload FROM events WHERE id = ?")
+        .bind(id)
+        .fetch_one(&side)
+        .await
+        .unwrap();
+    side.close().await;
+    assert!(stored.starts_with(b"\0lz4"), "{:?}", &stored[..8]);
+    assert!(
+        stored.len() * 2 < PUSH.len(),
+        "{} of {}",
+        stored.len(),
+        PUSH.len()
+    );
+    assert_eq!(
+        gitee_relay::store::payload_codec::decode(stored).unwrap(),
+        PUSH
+    );
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ pub async fn send_test(
         repo,
         is_test: true,
         received_ms: now_ms(),
-        payload: sample.body.as_bytes().to_vec(),
+        payload: crate::store::payload_codec::encode(sample.body.as_bytes()),
         channels: vec![name.clone()],
     };
     let receipt = match state.writer.insert(event).await {
