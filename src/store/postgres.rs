@@ -19,7 +19,10 @@ use super::{
     EventReceipt, NewEvent, Store, StoreError, StoredEvent, kind_from_db, state_from_db,
 };
 
-const SCHEMA_VERSION: i32 = 1;
+/// The schema's version, refused by older relays. 1: the first schema. 2: the same tables;
+/// bodies may be stored compressed (`payload_codec`), which a relay of version 1 would read
+/// as broken JSON and fail every pending delivery with, so it must refuse the database instead.
+const SCHEMA_VERSION: i32 = 2;
 
 /// Key of the advisory lock that serialises schema changes (an arbitrary constant: "gitee-rl").
 const MIGRATION_LOCK: i64 = 0x6769_7465_652d_726c;

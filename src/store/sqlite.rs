@@ -14,7 +14,10 @@ use super::{
     EventReceipt, NewEvent, Store, StoreError, StoredEvent, kind_from_db, state_from_db,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+/// The schema's version, refused by older relays. 1: the first schema. 2: the same tables;
+/// bodies may be stored compressed (`payload_codec`), which a relay of version 1 would read
+/// as broken JSON and fail every pending delivery with, so it must refuse the file instead.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -257,6 +260,13 @@ async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
             return Err(StoreError::Corrupt(format!(
                 "schema version {v} is newer than this relay's {SCHEMA_VERSION}; upgrade the relay"
             )));
+        }
+        // Nothing to change in the tables from 1 to 2: the version is what tells older relays.
+        Some(v) if v < SCHEMA_VERSION => {
+            sqlx::query("UPDATE schema_version SET version = ?")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await?;
         }
         Some(_) => {}
     }

@@ -174,3 +174,41 @@ async fn the_wal_stays_small_under_continuous_ingest() {
         "the WAL grew to {largest} bytes for {written} written"
     );
 }
+
+/// A file of schema 1 (before bodies could be stored compressed) is brought up to 2 when
+/// opened, so that a relay of schema 1 then refuses it rather than misread its bodies; a file
+/// of a newer schema is refused with a message naming both versions.
+#[tokio::test]
+async fn an_older_schema_is_brought_up_to_date_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let set_version = |v: i64| {
+        let path = path.clone();
+        async move {
+            let s = SqliteStore::open(&path).await.unwrap();
+            sqlx::query("UPDATE schema_version SET version = ?")
+                .bind(v)
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            s.pool.close().await;
+            s.light.close().await;
+        }
+    };
+    set_version(1).await;
+    let s = SqliteStore::open(&path).await.unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_version")
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![2]);
+    drop(s);
+    set_version(99).await;
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains("99") && m.contains("upgrade the relay"), "{m}")
+        }
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
