@@ -122,6 +122,7 @@ suite!(
         an_event_keeps_its_fields_and_deliveries_their_order,
         // A SQLite file belongs to one relay process, but a restart can overlap the old one.
         replicas_starting_together_share_one_schema,
+        a_large_batch_gives_every_delivery_its_own_event,
     ],
     postgres_only: [],
 );
@@ -566,4 +567,47 @@ async fn an_event_keeps_its_fields_and_deliveries_their_order(b: Arc<dyn Backend
         ]
     );
     s.ping().await.unwrap();
+}
+
+/// A batch across several statement chunks (150 events: 64 + 64 + 16 + 4 + 1 + 1), each event
+/// with its own number of channels: every event gets its own id, in order, and every delivery
+/// points at its own event; a second batch continues after the first.
+async fn a_large_batch_gives_every_delivery_its_own_event(b: Arc<dyn Backend>) {
+    let s = b.open().await;
+    let names = ["a", "b", "c"];
+    let events: Vec<NewEvent> = (0..150)
+        .map(|i| NewEvent {
+            payload: format!(r#"{{"n":{i}}}"#).into_bytes(),
+            ..event(&names[..i % 3 + 1])
+        })
+        .collect();
+    for round in 0..2 {
+        let receipts = s.insert_events(&events).await.unwrap();
+        assert_eq!(receipts.len(), events.len());
+        assert!(
+            receipts
+                .windows(2)
+                .all(|w| w[1].event_id == w[0].event_id + 1)
+        );
+        for (i, receipt) in receipts.iter().enumerate() {
+            assert_eq!(receipt.deliveries, i % 3 + 1, "round {round}, event {i}");
+            let rows = s.deliveries_of_event(receipt.event_id).await.unwrap();
+            let channels: Vec<&str> = rows.iter().map(|d| d.channel.as_str()).collect();
+            assert_eq!(channels, names[..i % 3 + 1], "round {round}, event {i}");
+        }
+        // Every "c" delivery carries the payload of an event with 3 channels.
+        let claimed = s.claim_batch("c", 2_000, 30_000, "w", 100).await.unwrap();
+        assert_eq!(claimed.len(), 50);
+        for c in &claimed {
+            let body: serde_json::Value = serde_json::from_slice(&c.event.payload).unwrap();
+            let n = body["n"].as_u64().unwrap() as usize;
+            assert_eq!(n % 3, 2, "round {round}");
+            assert_eq!(c.event.id, receipts[n].event_id, "round {round}");
+            assert!(
+                s.complete(c.id, "w", &attempt(2_000), &Completion::Delivered)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
 }
