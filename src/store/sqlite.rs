@@ -427,7 +427,7 @@ fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Batch {
-    /// New events (SQLite numbers them).
+    /// New events, with their ids.
     Events,
     /// New deliveries.
     Deliveries,
@@ -453,14 +453,12 @@ fn batch_sql(batch: Batch, rows: usize) -> &'static str {
                 let values = |row: &str| vec![row; n].join(", ");
                 let sql = match batch {
                     Batch::Events => format!(
-                        "INSERT INTO events (source, kind, action, repo, is_test, received_ms, payload) VALUES {}",
-                        values("(?, ?, ?, ?, ?, ?, ?)")
+                        "INSERT INTO events (id, source, kind, action, repo, is_test, received_ms, payload) VALUES {}",
+                        values("(?, ?, ?, ?, ?, ?, ?, ?)")
                     ),
-                    // The event's id as its distance below the batch's last (see
-                    // `insert_events_in`).
                     Batch::Deliveries => format!(
                         "INSERT INTO deliveries (event_id, channel, state, next_attempt_ms, created_ms, updated_ms) VALUES {}",
-                        values("((SELECT MAX(id) FROM events) - ?, ?, 'pending', ?, ?, ?)")
+                        values("(?, ?, 'pending', ?, ?, ?)")
                     ),
                     Batch::Attempts => format!(
                         "INSERT INTO attempts (delivery_id, started_ms, duration_ms, http_status, outcome, reply_excerpt, request_url, error) VALUES {}",
@@ -528,61 +526,59 @@ async fn insert_events_in(
     conn: &mut sqlx::SqliteConnection,
     events: &[NewEvent],
 ) -> Result<Vec<EventReceipt>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?;
-    // Every row of the batch goes in with ONE query (multi-row INSERTs, one statement per
-    // chunk, all in one string): sqlx runs each query on the connection's own thread, so
-    // each query is a round trip between threads, and those hand-offs cost more CPU than
-    // SQLite's own work for a small batch. SQLite numbers the events itself, one past the
-    // largest id for each row in turn (this transaction holds the write lock, so nobody
-    // else inserts meanwhile; only a table already holding id 2^63-1 would make SQLite pick
-    // ids at random, and the relay never writes ids): the batch's ids are consecutive and
-    // end at the largest id, which the deliveries refer to and the query's last statement
-    // returns. Three round trips per batch: BEGIN, this query, COMMIT.
-    let mut sql: Vec<&str> = chunks(events.len())
-        .map(|n| batch_sql(Batch::Events, n))
-        .collect();
+    // The ids are chosen here (this transaction holds the write lock), as SQLite would
+    // choose them (one past the largest), so the rows can go in with multi-row INSERTs:
+    // a few statements per batch instead of one per row.
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+        .fetch_one(&mut *tx)
+        .await?;
+    let ids: Vec<i64> = (1..=events.len() as i64).map(|i| last + i).collect();
+    let mut at = 0;
+    for n in chunks(events.len()) {
+        let mut q = sqlx::query(batch_sql(Batch::Events, n));
+        for (event, id) in events[at..at + n].iter().zip(&ids[at..]) {
+            q = q
+                .bind(id)
+                .bind(&event.source)
+                .bind(event.kind.as_str())
+                .bind(&event.action)
+                .bind(&event.repo)
+                .bind(event.is_test)
+                .bind(event.received_ms)
+                .bind(&event.payload);
+        }
+        q.execute(&mut *tx).await?;
+        at += n;
+    }
     let deliveries: Vec<(i64, &str, i64)> = events
         .iter()
-        .enumerate()
-        .flat_map(|(i, event)| {
-            // How far this event's id is below the batch's last.
-            let below_last = (events.len() - 1 - i) as i64;
+        .zip(&ids)
+        .flat_map(|(event, id)| {
             event
                 .channels
                 .iter()
-                .map(move |c| (below_last, c.as_str(), event.received_ms))
+                .map(move |c| (*id, c.as_str(), event.received_ms))
         })
         .collect();
-    sql.extend(chunks(deliveries.len()).map(|n| batch_sql(Batch::Deliveries, n)));
-    sql.push("SELECT MAX(id) FROM events");
-    let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.join(";\n")));
-    for event in events {
-        q = q
-            .bind(&event.source)
-            .bind(event.kind.as_str())
-            .bind(&event.action)
-            .bind(&event.repo)
-            .bind(event.is_test)
-            .bind(event.received_ms)
-            .bind(&event.payload);
+    let mut at = 0;
+    for n in chunks(deliveries.len()) {
+        let mut q = sqlx::query(batch_sql(Batch::Deliveries, n));
+        for (event_id, channel, received_ms) in &deliveries[at..at + n] {
+            q = q
+                .bind(event_id)
+                .bind(*channel)
+                .bind(received_ms)
+                .bind(received_ms)
+                .bind(received_ms);
+        }
+        q.execute(&mut *tx).await?;
+        at += n;
     }
-    for (below_last, channel, received_ms) in &deliveries {
-        q = q
-            .bind(below_last)
-            .bind(*channel)
-            .bind(received_ms)
-            .bind(received_ms)
-            .bind(received_ms);
-    }
-    let last = q.fetch_one(&mut *tx).await?;
     tx.commit().await?;
-    let first = last - events.len() as i64 + 1;
     Ok(events
         .iter()
-        .zip(first..)
+        .zip(ids)
         .map(|(event, event_id)| EventReceipt {
             event_id,
             deliveries: event.channels.len(),
