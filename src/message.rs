@@ -90,17 +90,29 @@ impl Target<'static> {
     }
 }
 
-fn parse(kind: EventKind, body: &[u8]) -> Result<(Delivery, Value), MessageError> {
+/// The typed view, with the JSON value the templates get as `raw` when `with_raw`; else `raw`
+/// is null, for templates that never read it: one pass over the bytes for a well-formed body,
+/// no JSON tree.
+fn parse(kind: EventKind, body: &[u8], with_raw: bool) -> Result<(Delivery, Value), MessageError> {
+    if !with_raw {
+        return Ok((payload::parse(kind, body)?, Value::Null));
+    }
     // One parse: the typed view is read from the same JSON value the templates get as `raw`.
     let raw: Value = payload::parse_json(body)?;
     let delivery = payload::parse_value(kind, &raw)?;
     Ok((delivery, raw))
 }
 
-/// The typed view alone, for templates that never read `raw` (which is then null): one pass
-/// over the bytes for a well-formed body.
-fn parse_typed(kind: EventKind, body: &[u8]) -> Result<(Delivery, Value), MessageError> {
-    Ok((payload::parse(kind, body)?, Value::Null))
+fn parsed_context(
+    kind: EventKind,
+    body: &[u8],
+    with_raw: bool,
+    source: &str,
+    is_test: bool,
+    received_ms: i64,
+) -> Result<EventContext, MessageError> {
+    let (delivery, raw) = parse(kind, body, with_raw)?;
+    Ok(delivery.context(source, is_test, received_ms, raw))
 }
 
 /// The normalised view of a webhook body.
@@ -111,8 +123,7 @@ pub fn context(
     is_test: bool,
     received_ms: i64,
 ) -> Result<EventContext, MessageError> {
-    let (delivery, raw) = parse(kind, body)?;
-    Ok(delivery.context(source, is_test, received_ms, raw))
+    parsed_context(kind, body, true, source, is_test, received_ms)
 }
 
 /// [`context`] with `raw` null, for callers that read only the normalised fields (digests):
@@ -124,8 +135,7 @@ pub fn context_without_raw(
     is_test: bool,
     received_ms: i64,
 ) -> Result<EventContext, MessageError> {
-    let (delivery, raw) = parse_typed(kind, body)?;
-    Ok(delivery.context(source, is_test, received_ms, raw))
+    parsed_context(kind, body, false, source, is_test, received_ms)
 }
 
 /// The exact body that would be posted to `target.channel` (before the platform adds keyword
@@ -140,11 +150,7 @@ pub fn render(
     received_ms: i64,
     target: &Target<'_>,
 ) -> Result<Value, MessageError> {
-    let (delivery, raw) = if templates.uses_raw() {
-        parse(kind, body)?
-    } else {
-        parse_typed(kind, body)?
-    };
+    let (delivery, raw) = parse(kind, body, templates.uses_raw())?;
     let mention = target
         .audience
         .mention_enabled(&delivery, target.channel, is_test);

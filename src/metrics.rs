@@ -14,8 +14,9 @@
 //!
 //! Each relay has its own [`Metrics`] (in the HTTP state). The dispatcher's families
 //! ([`DispatchMetrics`]) and the ingest writer's ([`IngestMetrics`]) are process-wide
-//! ([`dispatch`], [`ingest`]) because those tasks have no handle on the HTTP state; every relay's registry shows them. One process runs one relay, so
-//! the numbers are that relay's; in tests that start several relays in one process they add up.
+//! ([`dispatch`], [`ingest`]) because those tasks have no handle on the HTTP state; every
+//! relay's registry shows them. One process runs one relay, so the numbers are that relay's;
+//! in tests that start several relays in one process they add up.
 //!
 //! Label values come from the config (channel and source names, platforms) or from fixed
 //! lists (kinds, results, outcomes, states), so a client cannot create series at will: an

@@ -26,10 +26,14 @@ pub fn encode(body: &[u8]) -> Vec<u8> {
     if body.len() < MIN_LEN || u32::try_from(body.len()).is_err() {
         return body.to_vec();
     }
-    let mut stored =
-        Vec::with_capacity(MAGIC.len() + lz4_flex::block::get_maximum_output_size(body.len()) + 4);
-    stored.extend_from_slice(MAGIC);
-    stored.extend_from_slice(&lz4_flex::compress_prepend_size(body));
+    // Compressed straight behind its head, in one buffer (no second copy on the ingest path).
+    let mut stored = vec![0; HEAD_LEN + lz4_flex::block::get_maximum_output_size(body.len())];
+    stored[..MAGIC.len()].copy_from_slice(MAGIC);
+    stored[MAGIC.len()..HEAD_LEN].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    let Ok(written) = lz4_flex::block::compress_into(body, &mut stored[HEAD_LEN..]) else {
+        return body.to_vec();
+    };
+    stored.truncate(HEAD_LEN + written);
     // Only when it pays: at least an eighth smaller (random or already compressed text is not).
     if stored.len() <= body.len() - body.len() / 8 {
         stored
