@@ -212,3 +212,23 @@ async fn an_older_schema_is_brought_up_to_date_and_a_newer_one_refused() {
         Ok(_) => panic!("a newer schema was accepted"),
     }
 }
+
+/// The checkpointer looks again soon while writers add to the WAL and backs off, doubling up
+/// to a second, while they do not.
+#[test]
+fn the_checkpointer_backs_off_while_idle_and_returns_when_written() {
+    use super::{CHECKPOINT_BUSY, CHECKPOINT_IDLE, next_checkpoint_wait};
+
+    let mut wait = CHECKPOINT_BUSY;
+    let mut idle_waits = Vec::new();
+    for _ in 0..10 {
+        wait = next_checkpoint_wait(wait, false);
+        idle_waits.push(wait.as_millis());
+    }
+    assert_eq!(
+        idle_waits,
+        vec![20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]
+    );
+    assert_eq!(wait, CHECKPOINT_IDLE);
+    assert_eq!(next_checkpoint_wait(wait, true), CHECKPOINT_BUSY);
+}
