@@ -232,3 +232,18 @@ fn the_checkpointer_backs_off_while_idle_and_returns_when_written() {
     assert_eq!(wait, CHECKPOINT_IDLE);
     assert_eq!(next_checkpoint_wait(wait, true), CHECKPOINT_BUSY);
 }
+
+/// A batch is cut into statement sizes that add up to it, largest first, one statement per
+/// set bit below 64 rows.
+#[test]
+fn batches_are_cut_into_few_statements() {
+    for n in 0..300 {
+        let sizes: Vec<usize> = chunks(n).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), n, "{n}");
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+        assert!(sizes.iter().all(|s| CHUNKS.contains(s)), "{n}: {sizes:?}");
+        let expected = n / 64 + (n % 64).count_ones() as usize;
+        assert_eq!(sizes.len(), expected, "{n}: {sizes:?}");
+    }
+    assert_eq!(chunks(7).collect::<Vec<_>>(), vec![4, 2, 1]);
+}
