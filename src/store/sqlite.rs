@@ -91,7 +91,9 @@ impl Drop for SqliteStore {
 /// shares the disk with the commits' WAL syncs, and a small one has little to write. Measured
 /// (`LOAD_ONLY=ingest cargo bench --bench load`, two runs each): ack p99 at 8 connections
 /// 2.8 ms every 10 ms, 3.0 at 20, 4.0 at 50, 4.3–4.6 at 100, 4.5–5.0 at 250; at 64
-/// connections 8.7, 9–10, 10.8, 12, 15–16 ms; throughput the same within the noise.
+/// connections 8.7, 9–10, 10.8, 12, 15–16 ms; throughput the same within the noise. Every
+/// 4 ms was worse (two runs alternated with 10 ms: 4,655 / 4,821 req/s at 8 connections
+/// against 5,834 / 5,136): each round's catch-up pass holds the writers back.
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(10);
 /// The longest wait while nothing is written, so an idle relay wakes once a second, not a
 /// hundred times.
