@@ -116,17 +116,23 @@ async fn a_claim_skips_rows_locked_by_another_replica() {
     .await;
 }
 
+/// Migrates the database, then marks it as written by a relay of schema `version`.
+async fn set_schema_version(url: &str, version: i32) {
+    let s = PostgresStore::connect(url).await.unwrap();
+    sqlx::query("UPDATE schema_version SET version = $1")
+        .bind(version)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    s.pool.close().await;
+}
+
 /// A database of schema 1 (before bodies could be stored compressed) is brought up to 2 on
 /// connect, so that a relay of schema 1 then refuses it rather than misread its bodies.
 #[tokio::test]
 async fn an_older_schema_is_brought_up_to_date() {
     TestDb::with(|url| async move {
-        let s = PostgresStore::connect(&url).await.unwrap();
-        sqlx::query("UPDATE schema_version SET version = 1")
-            .execute(&s.pool)
-            .await
-            .unwrap();
-        s.pool.close().await;
+        set_schema_version(&url, 1).await;
         let s = PostgresStore::connect(&url).await.unwrap();
         let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM schema_version")
             .fetch_all(&s.pool)
@@ -141,12 +147,7 @@ async fn an_older_schema_is_brought_up_to_date() {
 #[tokio::test]
 async fn a_schema_newer_than_this_relay_is_refused() {
     TestDb::with(|url| async move {
-        let s = PostgresStore::connect(&url).await.unwrap();
-        sqlx::query("UPDATE schema_version SET version = 99")
-            .execute(&s.pool)
-            .await
-            .unwrap();
-        s.pool.close().await;
+        set_schema_version(&url, 99).await;
         match PostgresStore::connect(&url).await {
             Err(StoreError::Corrupt(m)) => assert!(m.contains("99"), "{m}"),
             Err(e) => panic!("expected Corrupt, got {e}"),

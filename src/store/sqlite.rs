@@ -126,7 +126,7 @@ async fn checkpoints(pool: SqlitePool, write: Arc<tokio::sync::Mutex<()>>) {
         tokio::time::sleep(wait).await;
         let round = async || -> Result<i64, sqlx::Error> {
             let mut c = pool.acquire().await?;
-            let (_, log, copied): (i64, i64, i64) =
+            let (_, log, _copied): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_one(&mut *c)
                     .await?;
@@ -134,7 +134,7 @@ async fn checkpoints(pool: SqlitePool, write: Arc<tokio::sync::Mutex<()>>) {
             // may have appended since. Only a pass with the writers held back leaves the WAL
             // completely copied, so that the next writer starts it over. (An unchanged count
             // means no writer came since the last round's pass, which left the WAL copied.)
-            if log != last_log && (log > 0 || copied > 0) {
+            if log > 0 && log != last_log {
                 let _turn = write.lock().await;
                 sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&mut *c)
