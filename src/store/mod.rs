@@ -13,6 +13,7 @@ mod postgres_admin;
 mod postgres_pacing;
 mod sqlite;
 mod sqlite_admin;
+mod sqlite_ingest;
 #[doc(hidden)]
 pub mod test_db;
 
@@ -25,6 +26,7 @@ pub use admin::AdminStore;
 pub use group_commit::IngestWriter;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use sqlite_ingest::IngestQueue;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -174,7 +176,7 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -238,6 +240,13 @@ pub trait SharedPacing: Send + Sync {
 pub trait Store: Send + Sync + 'static {
     /// Cluster-wide pacing, for stores several relay processes share.
     fn shared_pacing(&self) -> Option<&dyn SharedPacing> {
+        None
+    }
+
+    /// A store that runs group commit itself (the SQLite file store, on a thread of its own)
+    /// takes webhooks here; for the others [`IngestWriter`] calls [`Store::insert_events`]
+    /// with whatever has gathered.
+    fn ingest_queue(&self) -> Option<IngestQueue> {
         None
     }
 

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::sqlite_ingest::IngestQueue;
 use super::{
     AttemptRecord, AttemptRow, ClaimedDelivery, Completion, DeliveryRow, DeliveryState,
     EventReceipt, NewEvent, Store, StoreError, StoredEvent, kind_from_db, state_from_db,
@@ -62,8 +63,9 @@ const SCHEMA: &[&str] = &[
 ];
 
 pub struct SqliteStore {
-    /// `synchronous=FULL`: ingest (a webhook is answered only once its commit is on disk),
-    /// reads and the admin API.
+    /// `synchronous=FULL`: reads, the admin API, and ingest for `:memory:` (a file store
+    /// ingests on its own thread, [`super::sqlite_ingest`], also FULL: a webhook is answered
+    /// only once its commit is on disk).
     pub(crate) pool: SqlitePool,
     /// The same file with `synchronous=NORMAL`, for the dispatcher's bookkeeping (claims,
     /// attempts, releases, pruning). A NORMAL commit survives the process being killed (it is
@@ -76,6 +78,9 @@ pub struct SqliteStore {
     write: Arc<tokio::sync::Mutex<()>>,
     /// Copies the WAL into the database file in the background ([`checkpoints`]).
     checkpointer: Option<tokio::task::AbortHandle>,
+    /// Group commit on a thread and a connection of its own ([`super::sqlite_ingest`]);
+    /// `None` for `:memory:`, whose database exists only inside the pool's one connection.
+    ingest: Option<IngestQueue>,
 }
 
 impl Drop for SqliteStore {
@@ -218,11 +223,17 @@ impl SqliteStore {
         let write = Arc::new(tokio::sync::Mutex::new(()));
         let checkpointer = (!in_memory)
             .then(|| tokio::spawn(checkpoints(light.clone(), write.clone())).abort_handle());
+        let ingest = if in_memory {
+            None
+        } else {
+            Some(IngestQueue::start(path, BUSY_TIMEOUT, write.clone())?)
+        };
         let store = SqliteStore {
             pool,
             light,
             write,
             checkpointer,
+            ingest,
         };
         if in_memory {
             migrate(&mut *store.pool.acquire().await?).await?;
@@ -449,10 +460,10 @@ impl<'a> Outcome<'a> {
 /// waits for. (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections,
 /// of 1–7 webhooks, were slower: ingest 5,213 against 6,076 req/s, 10,990 against 12,079 at
 /// 64, means of four alternated `LOAD_ONLY=ingest` runs.)
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+pub(super) const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// Splits `n` rows into [`CHUNKS`] sizes, largest first.
-fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
+pub(super) fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         let size = CHUNKS.into_iter().find(|c| *c <= n)?;
         n -= size;
@@ -461,7 +472,7 @@ fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Batch {
+pub(super) enum Batch {
     /// New events, with their ids.
     Events,
     /// New deliveries.
@@ -473,7 +484,7 @@ enum Batch {
 }
 
 /// The statement writing `rows` rows (one of [`CHUNKS`]) of `batch`.
-fn batch_sql(batch: Batch, rows: usize) -> &'static str {
+pub(super) fn batch_sql(batch: Batch, rows: usize) -> &'static str {
     const BATCHES: [Batch; 4] = [
         Batch::Events,
         Batch::Deliveries,
@@ -556,7 +567,8 @@ fn discard_if_in_transaction(
     Box::pin(async move { Ok(keep) })
 }
 
-/// The ingest transaction of [`SqliteStore::insert_events`], on one connection.
+/// The ingest transaction of [`SqliteStore::insert_events`] for `:memory:`, on the pool's
+/// one connection. (A file store runs the same statements on its ingest thread.)
 async fn insert_events_in(
     conn: &mut sqlx::SqliteConnection,
     events: &[NewEvent],
@@ -623,7 +635,14 @@ async fn insert_events_in(
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn ingest_queue(&self) -> Option<IngestQueue> {
+        self.ingest.clone()
+    }
+
     async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<EventReceipt>, StoreError> {
+        if let Some(ingest) = &self.ingest {
+            return ingest.insert_batch(events.to_vec()).await;
+        }
         let _turn = self.write.lock().await;
         // A connection whose commit fails is closed by the pool hook, not reused.
         let mut conn = self.pool.acquire().await?;

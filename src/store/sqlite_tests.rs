@@ -247,3 +247,75 @@ fn batches_are_cut_into_few_statements() {
     }
     assert_eq!(chunks(7).collect::<Vec<_>>(), vec![4, 2, 1]);
 }
+
+use super::super::suite::event as push_event;
+
+/// The file store's ingest thread takes single webhooks and whole batches from one queue:
+/// each webhook gets its own event id and deliveries, a batch stays one run of consecutive
+/// ids, and every row is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_thread_commits_single_webhooks_and_batches_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(
+        SqliteStore::open(&dir.path().join("relay.db"))
+            .await
+            .unwrap(),
+    );
+    let queue = s
+        .ingest_queue()
+        .expect("a file store commits on its own thread");
+    let singles: Vec<_> = (0..40)
+        .map(|i| {
+            let queue = queue.clone();
+            let channels: &[&str] = if i % 2 == 0 { &["a", "b"] } else { &["a"] };
+            tokio::spawn(async move { queue.insert(push_event(channels)).await })
+        })
+        .collect();
+    let batch = s
+        .insert_events(&[push_event(&["a"]), push_event(&[]), push_event(&["b"])])
+        .await
+        .unwrap();
+    let batch_ids: Vec<i64> = batch.iter().map(|r| r.event_id).collect();
+    assert_eq!(batch_ids[1], batch_ids[0] + 1);
+    assert_eq!(batch_ids[2], batch_ids[0] + 2);
+    assert_eq!(
+        batch.iter().map(|r| r.deliveries).collect::<Vec<_>>(),
+        [1, 0, 1]
+    );
+    let mut ids = batch_ids.clone();
+    for (i, single) in singles.into_iter().enumerate() {
+        let receipt = single.await.unwrap().unwrap();
+        assert_eq!(receipt.deliveries, if i % 2 == 0 { 2 } else { 1 });
+        let rows = s.deliveries_of_event(receipt.event_id).await.unwrap();
+        assert_eq!(rows.len(), receipt.deliveries, "event {}", receipt.event_id);
+        ids.push(receipt.event_id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 43, "an event id was given twice");
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 43);
+}
+
+/// `:memory:` has no file another connection could open: its webhooks are group-committed
+/// by the writer task on the pool's one connection, and stored all the same.
+#[tokio::test]
+async fn an_in_memory_store_commits_through_the_writer_task() {
+    let s: Arc<dyn Store> = Arc::new(SqliteStore::open(Path::new(":memory:")).await.unwrap());
+    assert!(s.ingest_queue().is_none());
+    let writer = super::super::IngestWriter::spawn(s.clone());
+    let receipts =
+        futures_util::future::join_all((0..5).map(|_| writer.insert(push_event(&["a", "b"]))))
+            .await;
+    for receipt in receipts {
+        let receipt = receipt.unwrap();
+        assert_eq!(receipt.deliveries, 2);
+        assert_eq!(
+            s.deliveries_of_event(receipt.event_id).await.unwrap().len(),
+            2
+        );
+    }
+}

@@ -127,7 +127,7 @@ suite!(
     postgres_only: [],
 );
 
-fn event(channels: &[&str]) -> NewEvent {
+pub(super) fn event(channels: &[&str]) -> NewEvent {
     NewEvent {
         source: "gitee".into(),
         kind: EventKind::Push,
