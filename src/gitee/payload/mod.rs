@@ -185,15 +185,18 @@ pub fn parse(kind: EventKind, body: &[u8]) -> Result<Delivery, PayloadError> {
 /// steps must decide (and word the error). Callers that report errors in their own words run
 /// their two-step code on `None`.
 pub fn parse_fast(kind: EventKind, body: &[u8]) -> Option<Delivery> {
-    if std::str::from_utf8(body).is_err() || !fast_path_safe(body) {
+    let text = std::str::from_utf8(body).ok()?;
+    if !fast_path_safe(body) {
         return None;
     }
+    // From the checked text, not the bytes: serde_json then does not check every string's
+    // UTF-8 a second time.
     let payload = match kind {
-        EventKind::Push => Payload::Push(serde_json::from_slice(body).ok()?),
-        EventKind::TagPush => Payload::TagPush(serde_json::from_slice(body).ok()?),
-        EventKind::Issue => Payload::Issue(serde_json::from_slice(body).ok()?),
-        EventKind::MergeRequest => Payload::MergeRequest(serde_json::from_slice(body).ok()?),
-        EventKind::Note => Payload::Note(serde_json::from_slice(body).ok()?),
+        EventKind::Push => Payload::Push(serde_json::from_str(text).ok()?),
+        EventKind::TagPush => Payload::TagPush(serde_json::from_str(text).ok()?),
+        EventKind::Issue => Payload::Issue(serde_json::from_str(text).ok()?),
+        EventKind::MergeRequest => Payload::MergeRequest(serde_json::from_str(text).ok()?),
+        EventKind::Note => Payload::Note(serde_json::from_str(text).ok()?),
     };
     Some(map::delivery(kind, payload))
 }
