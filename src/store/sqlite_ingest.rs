@@ -7,8 +7,8 @@
 //! batch waited for, after a hop through the group-commit task. Here webhooks queue straight
 //! to this thread, which takes whatever has gathered (a lone webhook is committed at once),
 //! runs the whole transaction in one go from statements prepared once, and answers each.
-//! Measured (four alternated `LOAD_ONLY=ingest` runs, BENCHMARKS.md): a commit 0.34–0.44 ms
-//! instead of 0.74–0.82, ingest at 8 connections 7,200–8,900 req/s instead of 4,600–5,100.
+//! Measured (alternated `LOAD_ONLY=ingest` runs, BENCHMARKS.md): a commit at 8 connections
+//! 0.38–0.45 ms instead of 0.71–0.86, ingest +25–75 % at 8 and at 64 connections.
 //!
 //! The connection is the store file's, opened like the sqlx pools' (WAL, `synchronous=FULL`,
 //! foreign keys, the background checkpoint's settings). It takes the store's write turn like
