@@ -991,6 +991,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // Webhooks are stored by the ingest thread: ready only while it answers.
+        if let Some(ingest) = &self.ingest {
+            ingest.ping().await?;
+        }
         let _turn = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("SELECT 1").execute(&mut *tx).await?;

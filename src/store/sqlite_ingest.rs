@@ -28,11 +28,16 @@ use super::{EventReceipt, NewEvent, StoreError};
 
 type Receipts = Result<Vec<EventReceipt>, StoreError>;
 
+/// The transaction the thread runs for each batch ([`insert_events`]; tests pass others).
+type Transaction = fn(&mut Connection, &[NewEvent]) -> Receipts;
+
 enum Job {
     /// One webhook, committed with whatever else has gathered.
     One(NewEvent, Reply),
     /// A batch that is one transaction of its own ([`super::Store::insert_events`]).
     Batch(Vec<NewEvent>, oneshot::Sender<Receipts>),
+    /// Readiness: the thread answers and its connection can take the write lock.
+    Ping(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// Where webhooks queue for the ingest thread. The thread ends once every handle is dropped.
@@ -49,11 +54,18 @@ impl IngestQueue {
         busy_timeout: Duration,
         write: Arc<tokio::sync::Mutex<()>>,
     ) -> Result<IngestQueue, StoreError> {
-        let conn = open(path, busy_timeout)?;
+        IngestQueue::spawn(open(path, busy_timeout)?, write, insert_events)
+    }
+
+    fn spawn(
+        conn: Connection,
+        write: Arc<tokio::sync::Mutex<()>>,
+        transaction: Transaction,
+    ) -> Result<IngestQueue, StoreError> {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-ingest".into())
-            .spawn(move || serve(conn, &rx, &write))
+            .spawn(move || serve(conn, &rx, &write, transaction))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the ingest thread: {e}")))?;
         Ok(IngestQueue { jobs })
     }
@@ -73,6 +85,14 @@ impl IngestQueue {
         self.jobs
             .send(Job::Batch(events, reply))
             .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Whether webhooks can be stored: the thread answers, and its connection takes the
+    /// write lock (in the store's write turn).
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Ping(reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -100,14 +120,26 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
 
 /// The thread: waits for a job, gathers every webhook already queued behind it (up to
 /// [`MAX_BATCH`]), commits them together and answers each.
-fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Job>, write: &tokio::sync::Mutex<()>) {
+fn serve(
+    mut conn: Connection,
+    jobs: &mpsc::Receiver<Job>,
+    write: &tokio::sync::Mutex<()>,
+    transaction: Transaction,
+) {
     let mut events = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut next = jobs.recv().ok();
     while let Some(job) = next.take() {
         match job {
             Job::Batch(batch, reply) => {
-                let _ = reply.send(commit(&mut conn, write, &batch));
+                let _ = reply.send(commit(&mut conn, write, transaction, &batch));
+            }
+            Job::Ping(reply) => {
+                let _turn = write.blocking_lock();
+                let _ = reply.send(
+                    conn.execute_batch("BEGIN IMMEDIATE; COMMIT")
+                        .map_err(sqlite_error),
+                );
             }
             Job::One(event, reply) => {
                 events.push(event);
@@ -127,7 +159,7 @@ fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Job>, write: &tokio::sync::
                     }
                 }
                 let started = Instant::now();
-                let result = commit(&mut conn, write, &events);
+                let result = commit(&mut conn, write, transaction, &events);
                 answer(result, events.len(), started, replies.drain(..));
                 events.clear();
             }
@@ -138,10 +170,24 @@ fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Job>, write: &tokio::sync::
     }
 }
 
-/// One transaction, in the store's write turn.
-fn commit(conn: &mut Connection, write: &tokio::sync::Mutex<()>, events: &[NewEvent]) -> Receipts {
+/// One transaction, in the store's write turn. A panic inside it (a bug) fails this batch
+/// only: the transaction rolls back as it unwinds, the batch's webhooks are answered with an
+/// error (503: Gitee retries them), and the thread goes on with the next batch instead of
+/// leaving every later webhook without an answer.
+fn commit(
+    conn: &mut Connection,
+    write: &tokio::sync::Mutex<()>,
+    transaction: Transaction,
+    events: &[NewEvent],
+) -> Receipts {
     let _turn = write.blocking_lock();
-    insert_events(conn, events)
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(conn, events)))
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the ingest transaction failed unexpectedly (see the log); nothing of it was stored"
+                    .into(),
+            ))
+        })
 }
 
 /// The ingest transaction: the events with ids chosen here (this transaction holds the
@@ -249,6 +295,61 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event() -> NewEvent {
+        super::super::suite::event(&["a"])
+    }
+
+    /// Commits a batch, except one whose first event is a test delivery: that one panics
+    /// halfway through its transaction, after writing an event row.
+    fn panics_on_test_deliveries(conn: &mut Connection, events: &[NewEvent]) -> Receipts {
+        if events[0].is_test {
+            let tx = conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO events (source, kind, action, repo, is_test, received_ms, payload)
+                 VALUES ('gitee', 'push', 'push', 'acme/app', 1, 1000, x'7b7d')",
+                [],
+            )
+            .unwrap();
+            panic!("an injected bug");
+        }
+        insert_events(conn, events)
+    }
+
+    /// A panic in one batch's transaction fails that batch, rolls back what it wrote, and
+    /// leaves the thread serving the next ones (on a connection no longer inside the
+    /// transaction, or the next BEGIN would fail).
+    #[tokio::test]
+    async fn a_panicking_transaction_fails_its_batch_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let store = super::super::SqliteStore::open(&path).await.unwrap();
+        let write = Arc::new(tokio::sync::Mutex::new(()));
+        let queue = IngestQueue::spawn(
+            open(&path, Duration::from_secs(1)).unwrap(),
+            write,
+            panics_on_test_deliveries,
+        )
+        .unwrap();
+        let bad = NewEvent {
+            is_test: true,
+            ..event()
+        };
+        let error = queue.insert(bad).await.unwrap_err();
+        assert!(
+            error.to_string().contains("nothing of it was stored"),
+            "{error}"
+        );
+        queue.ping().await.unwrap();
+        let receipt = queue.insert(event()).await.unwrap();
+        assert_eq!(receipt.deliveries, 1);
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, 1, "the failed batch left a row behind");
+        drop(store);
+    }
 
     #[test]
     fn binder_numbers_parameters_from_one_across_rows() {
