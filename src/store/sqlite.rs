@@ -460,7 +460,7 @@ impl<'a> Outcome<'a> {
 /// waits for. (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections,
 /// of 1–7 webhooks, were slower: ingest 5,213 against 6,076 req/s, 10,990 against 12,079 at
 /// 64, means of four alternated `LOAD_ONLY=ingest` runs.)
-pub(super) const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// Splits `n` rows into [`CHUNKS`] sizes, largest first.
 pub(super) fn chunks(mut n: usize) -> impl Iterator<Item = usize> {
