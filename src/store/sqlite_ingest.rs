@@ -108,6 +108,9 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     )
     .map_err(sqlite_error)?;
     conn.busy_timeout(busy_timeout).map_err(sqlite_error)?;
+    // Every statement the thread runs stays prepared: the id query and seven sizes of
+    // each of the two multi-row INSERTs.
+    conn.set_prepared_statement_cache_capacity(16);
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
@@ -136,10 +139,9 @@ fn serve(
             }
             Job::Ping(reply) => {
                 let _turn = write.blocking_lock();
-                let _ = reply.send(
-                    conn.execute_batch("BEGIN IMMEDIATE; COMMIT")
-                        .map_err(sqlite_error),
-                );
+                let result = conn.execute_batch("BEGIN IMMEDIATE; COMMIT");
+                end_transaction(&conn);
+                let _ = reply.send(result.map_err(sqlite_error));
             }
             Job::One(event, reply) => {
                 events.push(event);
@@ -181,13 +183,27 @@ fn commit(
     events: &[NewEvent],
 ) -> Receipts {
     let _turn = write.blocking_lock();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(conn, events)))
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the ingest transaction failed unexpectedly (see the log); nothing of it was stored"
-                    .into(),
-            ))
-        })
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(conn, events)))
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+            "the ingest transaction failed unexpectedly (see the log); nothing of it was stored"
+                .into(),
+        ))
+            });
+    end_transaction(conn);
+    result
+}
+
+/// Rolls back whatever a failed transaction left open (a BEGIN whose COMMIT failed), so the
+/// next batch can begin its own. (rusqlite's `Transaction` does this when dropped; this
+/// covers any other way in.)
+fn end_transaction(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "cannot roll back a failed ingest transaction");
+    }
 }
 
 /// The ingest transaction: the events with ids chosen here (this transaction holds the
@@ -314,6 +330,37 @@ mod tests {
             panic!("an injected bug");
         }
         insert_events(conn, events)
+    }
+
+    /// Leaves a transaction open and fails, as a COMMIT that failed would.
+    fn leaves_a_transaction_open(conn: &mut Connection, events: &[NewEvent]) -> Receipts {
+        if events[0].is_test {
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        insert_events(conn, events)
+    }
+
+    /// A batch that fails with its transaction still open does not block the next ones
+    /// (each would otherwise fail: "cannot start a transaction within a transaction").
+    #[tokio::test]
+    async fn a_failed_batch_never_leaves_its_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let _store = super::super::SqliteStore::open(&path).await.unwrap();
+        let queue = IngestQueue::spawn(
+            open(&path, Duration::from_secs(1)).unwrap(),
+            Arc::new(tokio::sync::Mutex::new(())),
+            leaves_a_transaction_open,
+        )
+        .unwrap();
+        let bad = NewEvent {
+            is_test: true,
+            ..event()
+        };
+        assert!(queue.insert(bad).await.is_err());
+        queue.ping().await.unwrap();
+        assert_eq!(queue.insert(event()).await.unwrap().deliveries, 1);
     }
 
     /// A panic in one batch's transaction fails that batch, rolls back what it wrote, and
