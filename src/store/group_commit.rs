@@ -46,12 +46,9 @@ impl IngestWriter {
             Queue::Store(queue) => return queue.insert(event).await,
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        tx.send((event, reply_tx))
-            .await
-            .map_err(|_| StoreError::Unavailable("the ingest writer has stopped".into()))?;
-        reply_rx
-            .await
-            .map_err(|_| StoreError::Unavailable("the ingest writer has stopped".into()))?
+        let stopped = || StoreError::Unavailable("the ingest writer has stopped".into());
+        tx.send((event, reply_tx)).await.map_err(|_| stopped())?;
+        reply_rx.await.map_err(|_| stopped())?
     }
 }
 

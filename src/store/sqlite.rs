@@ -91,6 +91,14 @@ impl Drop for SqliteStore {
     }
 }
 
+/// Set on every connection to the file, the ingest thread's too: SQLite's automatic
+/// checkpoint off ([`checkpoints`] does it in the background), and the WAL file cut back to
+/// 64 MiB after a burst.
+pub(super) const CHECKPOINT_PRAGMAS: [(&str, &str); 2] = [
+    ("wal_autocheckpoint", "0"),
+    ("journal_size_limit", "67108864"),
+];
+
 /// How soon the checkpointer looks again while writers keep adding to the WAL. Small
 /// checkpoints disturb commits least: each one ends with a sync of the database file, which
 /// shares the disk with the commits' WAL syncs, and a small one has little to write. Measured
@@ -180,11 +188,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let in_memory = path.as_os_str() == ":memory:";
-        // Checkpoints run in the background ([`checkpoints`]); after a burst the WAL file is
-        // cut back to 64 MiB.
-        let options = options
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", "67108864");
+        let options = CHECKPOINT_PRAGMAS
+            .iter()
+            .fold(options, |options, (name, value)| {
+                options.pragma(*name, *value)
+            });
         if !in_memory {
             // One connection first: it switches a new file to WAL and creates the schema
             // before the pools open theirs.
@@ -456,8 +464,9 @@ impl<'a> Outcome<'a> {
 /// Rows per multi-row INSERT. A few fixed sizes, so the statement cache holds a few
 /// statements, not one per batch size; 64 rows × 8 columns stay far below SQLite's limit of
 /// 32,766 parameters. Powers of two, so a batch of n rows takes at most log2(n) + 1
-/// statements: each is a round trip to sqlx's SQLite thread that the whole group commit
-/// waits for. (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections,
+/// statements: each was a round trip to sqlx's SQLite thread that the whole group commit
+/// waited for (as it still is for `complete_each` and `:memory:` ingest; the ingest thread
+/// runs them in one go, with the same sizes). (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections,
 /// of 1–7 webhooks, were slower: ingest 5,213 against 6,076 req/s, 10,990 against 12,079 at
 /// 64, means of four alternated `LOAD_ONLY=ingest` runs.)
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];

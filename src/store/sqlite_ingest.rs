@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::group_commit::{MAX_BATCH, Reply, answer};
-use super::sqlite::{Batch, batch_sql, chunks};
+use super::sqlite::{Batch, CHECKPOINT_PRAGMAS, batch_sql, chunks};
 use super::{EventReceipt, NewEvent, StoreError};
 
 type Receipts = Result<Vec<EventReceipt>, StoreError>;
@@ -111,13 +111,12 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     // Every statement the thread runs stays prepared: the id query and seven sizes of
     // each of the two multi-row INSERTs.
     conn.set_prepared_statement_cache_capacity(16);
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0;
-         PRAGMA journal_size_limit = 67108864;",
-    )
-    .map_err(sqlite_error)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(sqlite_error)?;
+    for (name, value) in CHECKPOINT_PRAGMAS {
+        conn.pragma_update(None, name, value)
+            .map_err(sqlite_error)?;
+    }
     Ok(conn)
 }
 
