@@ -61,7 +61,7 @@ pub fn register(registry: &mut Handlebars<'static>, platform: PlatformKind) {
     registry.register_helper("join", Box::new(Value1(join_h)));
     registry.register_helper("plural", Box::new(Value1(plural_h)));
     registry.register_helper("time", Box::new(TimeHelper));
-    registry.register_helper("take", Box::new(Value1(take_h)));
+    registry.register_helper("take", Box::new(Take));
     registry.register_helper("sub", Box::new(Value1(sub_h)));
     registry.register_helper("concat", Box::new(Value1(concat_h)));
     registry.register_helper("has_url", Box::new(Value1(has_url_h)));
@@ -382,6 +382,45 @@ fn time_h(args: Args<'_, '_>, default_zone: &str) -> Result<Value, RenderError> 
         .map_err(|e| other(format!("helper `time`: {e}")))
 }
 
+/// `take LIST N`. When the list has no more than N items (the usual case: pushes rarely carry
+/// more than the 10 commits the templates show) the list is handed back by reference, as a
+/// path into the context: `#each` then walks it by path, where a copy would be cloned twice
+/// more (the block's base value, then each item). The built-in push templates take the
+/// commits three times, so every commit was copied up to five times per message.
+struct Take;
+
+impl HelperDef for Take {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let args = (h, r);
+        if let Value::Array(items) = param(args, 0)?
+            && items.len() <= count(args, 1)?
+            && let Some(path) = h.param(0).and_then(|p| p.context_path())
+            && let Some(found) = in_context(ctx.data(), path)
+            // The path must lead to this very list; anything else (a value from a block
+            // parameter, say) is copied as before.
+            && std::ptr::eq(found, param(args, 0)?)
+        {
+            return Ok(ScopedJson::Context(found, path.clone()));
+        }
+        take_h(args).map(ScopedJson::Derived)
+    }
+}
+
+/// The value at a full context path (object keys and array indices), borrowed from the data.
+fn in_context<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |value, segment| match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
 fn take_h(args: Args<'_, '_>) -> Result<Value, RenderError> {
     let list = param(args, 0)?;
     let n = count(args, 1)?;
@@ -539,6 +578,65 @@ mod tests {
         registry(platform)
             .render_template(tpl, data)
             .unwrap_or_else(|e| panic!("{tpl}: {e}"))
+    }
+
+    /// Renders where a value came from: its full context path, or `copy` for a derived value.
+    struct PathOf;
+
+    impl HelperDef for PathOf {
+        fn call<'reg: 'rc, 'rc>(
+            &self,
+            h: &Helper<'rc>,
+            _: &'reg Handlebars<'reg>,
+            _: &'rc Context,
+            _: &mut RenderContext<'reg, 'rc>,
+            out: &mut dyn Output,
+        ) -> HelperResult {
+            let shown = h
+                .param(0)
+                .and_then(|p| p.context_path())
+                .map_or_else(|| "copy".to_owned(), |p| p.join("."));
+            out.write(&shown)?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn take_hands_back_a_short_list_by_reference_and_copies_a_cut_one() {
+        let mut r = registry(PlatformKind::Slack);
+        r.register_helper("path_of", Box::new(PathOf));
+        let data = json!({
+            "list": ["a", "b", "c"],
+            "outer": [{ "items": [1, 2] }, { "items": [3, 4, 5] }],
+        });
+        let render = |tpl: &str| r.render_template(tpl, &data).unwrap();
+        assert_eq!(render("{{path_of (take list 3)}}"), "list");
+        assert_eq!(render("{{path_of (take list 10)}}"), "list");
+        assert_eq!(render("{{path_of (take list 2)}}"), "copy");
+        // Inside a block the path is the full one, and each item is still the right one.
+        assert_eq!(
+            render("{{#each outer}}{{path_of (take this.items 5)}};{{/each}}"),
+            "outer.0.items;outer.1.items;"
+        );
+        assert_eq!(
+            render(
+                "{{#each outer}}{{#each (take this.items 2)}}{{@index}}={{this}}{{#if @last}};{{else}},{{/if}}{{/each}}{{/each}}"
+            ),
+            "0=1,1=2;0=3,1=4;"
+        );
+        // A list that is itself a helper's result has no path: copied, and still correct.
+        assert_eq!(
+            render(
+                "{{path_of (take (take list 2) 5)}}|{{#each (take (take list 2) 5)}}{{this}}{{/each}}"
+            ),
+            "copy|ab"
+        );
+        assert_eq!(
+            render(
+                "{{#each (take list 10)}}{{this}}{{#unless @last}},{{/unless}}{{/each}} {{len (take list 10)}}"
+            ),
+            "a,b,c 3"
+        );
     }
 
     #[test]
