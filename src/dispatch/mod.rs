@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Channel, Config};
 use crate::message::Audience;
-use crate::platform::{Platform, platform};
+use crate::platform::{Platform, mask_url, platform};
 use crate::render::{Reloader, TemplateSet, TemplateStore};
 use crate::store::Store;
 use crate::time_util::now_ms;
@@ -28,6 +28,9 @@ use crate::time_util::now_ms;
 /// Everything a channel's worker needs.
 pub struct ChannelRuntime {
     pub channel: Channel,
+    /// The channel's URL with its secrets masked, for attempt records and logs: masked once
+    /// here, not parsed again for every message.
+    pub masked_url: String,
     pub platform: &'static dyn Platform,
     /// Hot-swappable: take `templates.current()` for each message.
     pub templates: Arc<TemplateStore>,
@@ -121,6 +124,7 @@ impl Dispatcher {
                 .clone();
             let runtime = Arc::new(ChannelRuntime {
                 channel: channel.clone(),
+                masked_url: mask_url(channel.url.expose()),
                 platform: platform(channel.platform),
                 templates: templates.get(name).cloned().unwrap_or_else(|| {
                     Arc::new(TemplateStore::fixed(

@@ -453,7 +453,7 @@ fn history(d: &ClaimedDelivery) -> History<'_> {
 fn new_attempt(w: &Worker) -> AttemptRecord {
     AttemptRecord {
         started_ms: now_ms(),
-        request_url: mask_url(w.runtime.channel.url.expose()),
+        request_url: w.runtime.masked_url.clone(),
         ..Default::default()
     }
 }
@@ -628,7 +628,10 @@ async fn send_body(w: &Worker, body: Value, attempt: &mut AttemptRecord) -> Verd
         Ok(r) => r,
         Err(e) => return Verdict::dead(e.to_string()),
     };
-    attempt.request_url = mask_url(request.url.as_str());
+    // Platforms that sign in the query (DingTalk) post to a URL of their own each time.
+    if request.url.as_str() != channel.url.expose() {
+        attempt.request_url = mask_url(request.url.as_str());
+    }
     if channel.dry_run {
         tracing::info!(
             platform = %channel.platform,

@@ -70,6 +70,29 @@ async fn a_push_reaches_all_four_robots_signed_and_valid() {
         let (state, attempts, _) = wait_state(&app, id, channel, DeliveryState::Delivered).await;
         assert_eq!((state, attempts), (DeliveryState::Delivered, 1));
     }
+    // Each attempt records the URL it posted to, its secrets masked: the channel's own URL
+    // (masked once per channel), or DingTalk's signed one (masked per message).
+    let store = &app.relay.as_ref().unwrap().store;
+    for row in store.deliveries_of_event(id).await.unwrap() {
+        let attempts = store.attempts(row.id).await.unwrap();
+        let url = &attempts[0].request_url;
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "{}: {url}",
+            row.channel
+        );
+        for secret in SECRETS {
+            assert!(!url.contains(secret), "{}: {url}", row.channel);
+        }
+        let masked = match row.channel.as_str() {
+            "ding" => "access_token=***&timestamp=***&sign=***",
+            "wecom" => "key=***",
+            "lark" => "/hook/***",
+            "slack" => "/B000/***",
+            other => panic!("unexpected channel {other}"),
+        };
+        assert!(url.contains(masked), "{}: {url}", row.channel);
+    }
 }
 
 #[tokio::test]
