@@ -100,8 +100,9 @@ pub struct ReplayCheck {
 }
 
 impl ReplayCheck {
-    pub fn fingerprint(&self, body: &[u8]) -> [u8; 32] {
-        replay::fingerprint(body, self.event.as_deref(), self.ping.as_deref())
+    /// Of the body as stored (`payload_codec::encode`), which differs whenever the body does.
+    pub fn fingerprint(&self, stored_body: &[u8]) -> [u8; 32] {
+        replay::fingerprint(stored_body, self.event.as_deref(), self.ping.as_deref())
     }
 }
 
@@ -242,11 +243,17 @@ pub async fn receive(
     };
     drop(body);
 
+    // Compressed here, on the HTTP worker, not in the group commit every webhook waits for.
+    let payload = crate::store::payload_codec::encode(&bytes);
+
     // Signature mode: one delivery per (timestamp, token) pair.
     let mut reservation = None;
     if let Some(check) = &facts.replay {
         let cache = replay::cache_for(&state);
-        let fingerprint = check.fingerprint(&bytes);
+        // Of the stored bytes: a third of the body's length to hash, and as telling (the
+        // encoding is lossless and the same for the same body in this process, which is
+        // as long as the cache lives).
+        let fingerprint = check.fingerprint(&payload);
         let waited_since = tokio::time::Instant::now();
         loop {
             match cache.begin(&check.key, fingerprint, check.expires_ms, now_ms()) {
@@ -314,8 +321,7 @@ pub async fn receive(
         repo: delivery.repo.clone(),
         is_test: facts.is_test,
         received_ms: now_ms(),
-        // Compressed here, on the HTTP worker, not in the group commit every webhook waits for.
-        payload: crate::store::payload_codec::encode(&bytes),
+        payload,
         channels: channels.clone(),
     };
     match state.writer.insert(event).await {
