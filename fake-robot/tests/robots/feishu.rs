@@ -309,3 +309,42 @@ async fn quotas_5_per_second_and_100_per_minute() {
     assert_eq!(accepted, 7);
     assert!(robot.max_in_any_window(Duration::from_millis(100)) <= 5);
 }
+
+#[tokio::test]
+async fn without_bodies_still_checks_everything_and_keeps_times_for_quotas() {
+    let robot = start(
+        Platform::Feishu,
+        RobotOptions::new("h")
+            .with_secret("s3cr3t")
+            .with_quotas(vec![Quota::new(2, MIN)])
+            .without_bodies(),
+    )
+    .await;
+    let now = now_s();
+    let bad = signed(text("wrong secret"), "other", now);
+    assert_eq!(post(&robot.url(), &bad).await.code(), 19021);
+    let schema = signed(json!({"msg_type":"text","content":{}}), "s3cr3t", now);
+    assert_ne!(post(&robot.url(), &schema).await.code(), 0);
+    let good = signed(text("ok"), "s3cr3t", now);
+    let codes = [
+        post(&robot.url(), &good).await.code(),
+        post(&robot.url(), &good).await.code(),
+        post(&robot.url(), &good).await.code(),
+    ];
+    assert_eq!(codes, [0, 0, 11232], "the quota still counts kept times");
+    assert_eq!(robot.accepted_count(), 2);
+    assert_eq!(robot.rejected_count(), 3);
+    // Counted, timed, but no body kept.
+    robot.with_accepted(|accepted| {
+        assert_eq!(accepted.len(), 2);
+        assert!(
+            accepted
+                .iter()
+                .all(|a| a.body.is_null() && a.raw.is_empty())
+        );
+    });
+    // The default keeps them.
+    let keeping = start(Platform::Feishu, RobotOptions::new("k").unthrottled()).await;
+    assert_eq!(post(&keeping.url(), &text("kept")).await.code(), 0);
+    assert_eq!(keeping.accepted()[0].body["content"]["text"], "kept");
+}
