@@ -4,7 +4,8 @@
 //!   constant-time compare; password mode: constant-time compare);
 //! * `parse/<sample>`: one body, from bytes to the typed [`Delivery`] (every built-in sample,
 //!   so every event kind and variant), and `parse/push_as_json_value_only`, the push body into
-//!   a `serde_json::Value` alone (the first of the two steps);
+//!   a `serde_json::Value` alone (the first of the two steps), and `parse/push_skipped_only`,
+//!   serde_json reading the push body while keeping nothing (the floor of any parse);
 //! * `render/<platform>/<n>_commit`: a push with 1 and with 100 commits, from the stored
 //!   bytes to the platform's JSON body (parse + context + template + size fitting), exactly
 //!   what the dispatcher does per delivery;
@@ -243,6 +244,11 @@ fn parse(c: &mut Criterion) {
     let push = compact(samples::find("push").expect("push sample").body);
     g.bench_function("push_as_json_value_only", |b| {
         b.iter(|| serde_json::from_slice::<Value>(black_box(&push)).unwrap())
+    });
+    // The floor of any parse: serde_json reading every byte and keeping nothing.
+    let text = std::str::from_utf8(&push).expect("UTF-8");
+    g.bench_function("push_skipped_only", |b| {
+        b.iter(|| serde_json::from_str::<serde::de::IgnoredAny>(black_box(text)).unwrap())
     });
     for sample in samples::all() {
         let body = compact(sample.body);

@@ -214,53 +214,65 @@ fn fast_path_safe(body: &[u8]) -> bool {
     if start.is_none_or(|i| body[i] != b'{') {
         return false;
     }
-    let (mut depth, mut in_string, mut i) = (0usize, false, 0usize);
+    let (mut depth, mut i) = (0usize, 0usize);
     let mut digits = 0usize;
     while i < body.len() {
         let b = body[i];
-        if in_string {
-            match b {
-                b'"' => in_string = false,
-                b'\\' => {
-                    if body.get(i + 1) == Some(&b'u')
-                        && body
-                            .get(i + 2)
-                            .is_some_and(|c| c.eq_ignore_ascii_case(&b'd'))
-                    {
-                        return false;
-                    }
-                    // Skip the escaped character (it may be a quote).
-                    i += 1;
-                }
-                _ => {}
+        if b == b'"' {
+            // Most of a body is inside strings, where only a quote or a backslash matters:
+            // jumped to with memchr's vector search instead of a branch per byte (the scan
+            // byte by byte was a third of the whole parse).
+            match skip_string(body, i + 1) {
+                Some(after) => i = after,
+                None => return false,
             }
-        } else {
-            // Outside strings, letters only spell true, false and null, or an exponent.
-            if b.is_ascii_digit() {
-                digits += 1;
-                if digits >= 20 {
+            digits = 0;
+            continue;
+        }
+        // Outside strings, letters only spell true, false and null, or an exponent.
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 20 {
+                return false;
+            }
+        } else if matches!(b, b'e' | b'E') && digits > 0 {
+            return false;
+        } else if b != b'.' {
+            digits = 0;
+        }
+        match b {
+            b'{' | b'[' => {
+                depth += 1;
+                if depth >= FAST_PATH_MAX_DEPTH {
                     return false;
                 }
-            } else if matches!(b, b'e' | b'E') && digits > 0 {
-                return false;
-            } else if b != b'.' {
-                digits = 0;
             }
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth >= FAST_PATH_MAX_DEPTH {
-                        return false;
-                    }
-                }
-                b'}' | b']' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
         }
         i += 1;
     }
     true
+}
+
+/// From just inside a string's opening quote: the index after its closing quote, or `None`
+/// when it holds a `\uD…` escape or never ends (the fast path hands over either way).
+fn skip_string(body: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        if body[i] == b'"' {
+            return Some(i + 1);
+        }
+        if body.get(i + 1) == Some(&b'u')
+            && body
+                .get(i + 2)
+                .is_some_and(|c| c.eq_ignore_ascii_case(&b'd'))
+        {
+            return None;
+        }
+        // Skip the escaped character (it may be a quote).
+        i += 2;
+    }
 }
 
 /// Parses an already-parsed body as the given kind.

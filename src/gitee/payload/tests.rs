@@ -1061,4 +1061,14 @@ fn bodies_the_two_steps_refuse_never_pass_the_fast_path() {
     assert!(fast_path_safe(
         push(r#""1e400 \"\\ud800\" [[[""#).as_bytes()
     ));
+    // Brackets inside strings never count as nesting, however many; an escaped backslash
+    // ends its escape, so the quote after it closes the string.
+    let bracketed = format!(r#""{}\\""#, "[{".repeat(100));
+    assert!(fast_path_safe(push(&bracketed).as_bytes()));
+    assert!(!fast_path_safe(push(r#""a\\\"\uD800""#).as_bytes()));
+    assert!(!fast_path_safe(push(r#"["a\\\"]"#).as_bytes()));
+    // A string that never ends, or ends in a lone backslash: handed over.
+    assert!(!fast_path_safe(br#"{"ref":"refs/heads"#));
+    assert!(!fast_path_safe(br#"{"ref":"refs\"#));
+    assert!(!fast_path_safe(br#"{"ref":"\"#));
 }
