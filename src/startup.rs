@@ -92,7 +92,10 @@ impl Relay {
                     )
                 }))
         })
-        .workers(2)
+        // One HTTP worker per CPU the process may use (a container's quota included), as
+        // actix does by default: parsing and authenticating is most of ingest's CPU, so a
+        // fixed two left every core past the second idle on bigger machines.
+        .workers(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
         .disable_signals()
         .shutdown_timeout(10)
         // Hostile clients: a new connection's request head must arrive within 10 s (else 408
