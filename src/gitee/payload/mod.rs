@@ -52,25 +52,27 @@ pub struct Delivery {
 }
 
 /// The typed body of a delivery.
-// Built once per delivery and moved rarely: boxing the variants would buy nothing.
-#[allow(clippy::large_enum_variant)]
+///
+/// Boxed: unboxed, the enum was the size of its largest variant (8.4 KB, a merge request)
+/// and every move of a `Payload` or a `Delivery` (out of the parse, into the delivery, back to
+/// the caller) copied all of it, ≈ 11 % of the push sample's parse in `memmove`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
-    Push(PushHook),
-    TagPush(PushHook),
-    Issue(IssueHook),
-    MergeRequest(MergeRequestHook),
-    Note(NoteHook),
+    Push(Box<PushHook>),
+    TagPush(Box<PushHook>),
+    Issue(Box<IssueHook>),
+    MergeRequest(Box<MergeRequestHook>),
+    Note(Box<NoteHook>),
 }
 
 impl Payload {
     /// The fields every hook carries.
     pub fn envelope(&self) -> &dyn Envelope {
         match self {
-            Payload::Push(h) | Payload::TagPush(h) => h,
-            Payload::Issue(h) => h,
-            Payload::MergeRequest(h) => h,
-            Payload::Note(h) => h,
+            Payload::Push(h) | Payload::TagPush(h) => h.as_ref(),
+            Payload::Issue(h) => h.as_ref(),
+            Payload::MergeRequest(h) => h.as_ref(),
+            Payload::Note(h) => h.as_ref(),
         }
     }
 }
