@@ -55,7 +55,8 @@ pub struct Delivery {
 ///
 /// Boxed: unboxed, the enum was the size of its largest variant (8.4 KB, a merge request)
 /// and every move of a `Payload` or a `Delivery` (out of the parse, into the delivery, back to
-/// the caller) copied all of it, ≈ 11 % of the push sample's parse in `memmove`.
+/// the caller) copied all of it: `memmove` was 11 % of the push sample's parse, and boxing
+/// took ≈ 5 % off it (`parse/push`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Push(Box<PushHook>),
