@@ -56,11 +56,18 @@ pub struct ConfigArg {
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
     /// Target platform: dingtalk, wecom, feishu (lark) or slack.
-    #[arg(long, value_parser = parse_platform)]
-    pub platform: PlatformKind,
+    #[arg(long, value_parser = parse_platform, required_unless_present = "channel")]
+    pub platform: Option<PlatformKind>,
     /// A folder of template overrides (<dir>/<platform>/<event>.hbs).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "channel")]
     pub templates: Option<PathBuf>,
+    /// Render exactly as this channel of the config would: its platform, its templates, the
+    /// config's timezone and its people's @mentions (instead of --platform and --templates).
+    #[arg(long, conflicts_with = "platform")]
+    pub channel: Option<String>,
+    /// The config file --channel is read from.
+    #[arg(long, short, env = "GITEE_RELAY_CONFIG", default_value = "config.yaml")]
+    pub config: PathBuf,
     /// The event (push, tag_push, issue, merge_request, note or a Gitee header such as
     /// "Push Hook"); by default taken from the payload's hook_name.
     #[arg(long)]
@@ -169,6 +176,32 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The templates and the people a render uses: the named channel's, as the relay would
+/// load them from the config, or the given platform's with the given overrides and nobody
+/// to mention.
+fn render_setup(args: &RenderArgs) -> Result<(TemplateSet, crate::message::Audience), String> {
+    let Some(name) = &args.channel else {
+        let platform = args.platform.ok_or("say which platform with --platform")?;
+        let templates =
+            TemplateSet::load(platform, args.templates.as_deref()).map_err(|e| e.to_string())?;
+        return Ok((templates, crate::message::Audience::default()));
+    };
+    let config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let Some(channel) = config.channels.get(name) else {
+        let known: Vec<&str> = config.channels.keys().map(String::as_str).collect();
+        return Err(format!(
+            "{}: no channel named `{name}` (channels: {})",
+            args.config.display(),
+            known.join(", ")
+        ));
+    };
+    let dir = channel.templates.as_ref().or(config.templates.as_ref());
+    let templates = TemplateSet::load(channel.platform, dir.map(PathBuf::as_path))
+        .map_err(|e| e.to_string())?
+        .with_timezone(&config.timezone);
+    Ok((templates, crate::message::Audience::from_config(&config)))
+}
+
 fn render(args: &RenderArgs) -> ExitCode {
     let body = if args.payload.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -204,14 +237,17 @@ fn render(args: &RenderArgs) -> ExitCode {
             }
         },
     };
-    let templates = match TemplateSet::load(args.platform, args.templates.as_deref()) {
-        Ok(t) => t,
+    let (templates, audience) = match render_setup(args) {
+        Ok(setup) => setup,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let target = crate::message::Target::nobody();
+    let target = crate::message::Target {
+        audience: &audience,
+        channel: args.channel.as_deref().unwrap_or_default(),
+    };
     match crate::message::render(&templates, kind, &body, "cli", args.test, now_ms(), &target) {
         Ok(value) => {
             let out = if args.pretty {

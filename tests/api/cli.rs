@@ -134,3 +134,97 @@ fn render_refuses_unknown_platforms_and_events() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("pipeline"));
 }
+
+/// The shipped config with `extra` appended (later keys win) in a fresh folder.
+fn config_with(extra: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(root().join("config.yaml"))
+        .unwrap()
+        .replace("timezone: \"+08:00\"", "")
+        .replace("people: {}", "");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml + extra).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
+fn render_for(config: &str, channel: &str, payload: &Path) -> Output {
+    let payload = payload.to_str().unwrap();
+    relay(
+        &["render", "--config", config, "--channel", channel, payload],
+        &[],
+    )
+}
+
+#[test]
+fn render_for_a_channel_uses_its_platform_templates_timezone_and_people() {
+    let issue = root().join("samples/issue_assign.json");
+    // The config's people: the assignee is pinged the way each channel's platform pings.
+    let (_dir, config) =
+        config_with("people:\n  bob-wang: { slack: U0BOB, dingtalk: \"13800000002\" }\n");
+    let o = render_for(&config, "team-slack", &issue);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("<@U0BOB>"), "{out}");
+    let o = relay(
+        &["render", "--platform", "slack", issue.to_str().unwrap()],
+        &[],
+    );
+    let plain = String::from_utf8(o.stdout).unwrap();
+    assert!(!plain.contains("<@U0BOB>"), "{plain}");
+    let o = render_for(&config, "team-dingtalk", &issue);
+    let ding: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        ding["at"]["atMobiles"],
+        serde_json::json!(["13800000002"]),
+        "{ding}"
+    );
+
+    // The channel's own template folder and the config's timezone.
+    let (dir, config) = config_with("timezone: \"-05:00\"\n");
+    std::fs::create_dir_all(dir.path().join("tpl/slack")).unwrap();
+    std::fs::write(
+        dir.path().join("tpl/slack/push.hbs"),
+        "{ \"text\": \"at {{time 1700000000000}} in {{repo.full_name}}\" }",
+    )
+    .unwrap();
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("platform: slack\n", "platform: slack\n    templates: tpl\n");
+    std::fs::write(&config, config_text).unwrap();
+    let o = render_for(&config, "team-slack", &root().join("samples/push.json"));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.trim(), r#"{"text":"at 2023-11-14 17:13 in acme/app"}"#);
+}
+
+#[test]
+fn render_refuses_an_unknown_channel_and_platform_beside_channel() {
+    let push = root().join("samples/push.json");
+    let config = root().join("config.yaml");
+    let config = config.to_str().unwrap();
+    let o = render_for(config, "team-irc", &push);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("no channel named `team-irc`") && t.contains("team-slack"),
+        "{t}"
+    );
+    let o = relay(
+        &[
+            "render",
+            "--config",
+            config,
+            "--channel",
+            "team-slack",
+            "--platform",
+            "slack",
+            push.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = relay(&["render", push.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--platform"), "{}", text(&o));
+}
