@@ -52,6 +52,15 @@ pub fn json_str(s: &str) -> String {
 
 /// [`json_str`] appending to `out`.
 pub fn json_str_into(out: &mut String, s: &str) {
+    // Most text needs no escape at all: copied whole. 0xE2 leads U+2028/U+2029 (and other
+    // punctuation, which the loop below then copies as it is).
+    if !s
+        .bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xe2)
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -176,9 +185,10 @@ fn link_text(platform: PlatformKind, text: &str) -> String {
     } else {
         Cow::Borrowed(text)
     };
-    let text = markup(platform, &one_line).into_owned();
+    let text = markup(platform, &one_line);
     match platform {
-        PlatformKind::Slack => text,
+        PlatformKind::Slack => text.into_owned(),
+        _ if !text.contains(['[', ']']) => text.into_owned(),
         _ => text.replace('[', "［").replace(']', "］"),
     }
 }

@@ -202,12 +202,23 @@ pub fn parse_zone(zone: &str) -> Option<UtcOffset> {
 /// Formats Unix milliseconds with a strftime format in a fixed-offset zone.
 pub fn format_time(ms: i64, format: &str, zone: &str) -> Result<String, String> {
     let offset = parse_zone(zone).ok_or_else(|| format!("invalid zone {zone:?}"))?;
-    let items: OwnedFormatItem = format_description::parse_strftime_owned(format)
-        .map_err(|e| format!("invalid time format {format:?}: {e}"))?;
+    // The default format, which nearly every message uses, is parsed once per process.
+    static DEFAULT_ITEMS: std::sync::OnceLock<OwnedFormatItem> = std::sync::OnceLock::new();
+    let parsed;
+    let items = if format == DEFAULT_TIME_FORMAT {
+        DEFAULT_ITEMS.get_or_init(|| {
+            format_description::parse_strftime_owned(DEFAULT_TIME_FORMAT)
+                .expect("the default time format parses")
+        })
+    } else {
+        parsed = format_description::parse_strftime_owned(format)
+            .map_err(|e| format!("invalid time format {format:?}: {e}"))?;
+        &parsed
+    };
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|e| format!("timestamp {ms} out of range: {e}"))?
         .to_offset(offset);
-    t.format(&items)
+    t.format(items)
         .map_err(|e| format!("cannot format {ms}: {e}"))
 }
 
