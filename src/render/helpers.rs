@@ -635,6 +635,13 @@ mod tests {
             ),
             "0=1,1=2;0=3,1=4;"
         );
+        // Block parameters name the items by path as they do for a plain list.
+        assert_eq!(
+            render(
+                "{{#each (take outer 5) as |o i|}}{{i}}:{{#each (take o.items 5) as |n|}}{{n}}{{/each}};{{/each}}"
+            ),
+            "0:12;1:345;"
+        );
         // A list that is itself a helper's result has no path: copied, and still correct.
         assert_eq!(
             render(
