@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::gitee::EventKind;
+use crate::message::{Audience, Target};
 use crate::platform::PlatformKind;
 use crate::render::TemplateSet;
 use crate::startup::Relay;
@@ -178,13 +179,13 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 /// The templates and the people a render uses: the named channel's, as the relay would
 /// load them from the config, or the given platform's with the given overrides and nobody
-/// to mention.
-fn render_setup(args: &RenderArgs) -> Result<(TemplateSet, crate::message::Audience), String> {
+/// to mention (no audience).
+fn render_setup(args: &RenderArgs) -> Result<(TemplateSet, Option<Audience>), String> {
     let Some(name) = &args.channel else {
         let platform = args.platform.ok_or("say which platform with --platform")?;
         let templates =
             TemplateSet::load(platform, args.templates.as_deref()).map_err(|e| e.to_string())?;
-        return Ok((templates, crate::message::Audience::default()));
+        return Ok((templates, None));
     };
     let config = Config::load(&args.config).map_err(|e| e.to_string())?;
     let Some(channel) = config.channels.get(name) else {
@@ -199,7 +200,7 @@ fn render_setup(args: &RenderArgs) -> Result<(TemplateSet, crate::message::Audie
     let templates = TemplateSet::load(channel.platform, dir.map(PathBuf::as_path))
         .map_err(|e| e.to_string())?
         .with_timezone(&config.timezone);
-    Ok((templates, crate::message::Audience::from_config(&config)))
+    Ok((templates, Some(Audience::from_config(&config))))
 }
 
 fn render(args: &RenderArgs) -> ExitCode {
@@ -244,9 +245,9 @@ fn render(args: &RenderArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let target = crate::message::Target {
-        audience: &audience,
-        channel: args.channel.as_deref().unwrap_or_default(),
+    let target = match (&audience, &args.channel) {
+        (Some(audience), Some(channel)) => Target { audience, channel },
+        _ => Target::nobody(),
     };
     match crate::message::render(&templates, kind, &body, "cli", args.test, now_ms(), &target) {
         Ok(value) => {

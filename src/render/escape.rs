@@ -186,10 +186,10 @@ fn link_text(platform: PlatformKind, text: &str) -> String {
         Cow::Borrowed(text)
     };
     let text = markup(platform, &one_line);
-    match platform {
-        PlatformKind::Slack => text.into_owned(),
-        _ if !text.contains(['[', ']']) => text.into_owned(),
-        _ => text.replace('[', "［").replace(']', "］"),
+    if platform == PlatformKind::Slack || !text.contains(['[', ']']) {
+        text.into_owned()
+    } else {
+        text.replace('[', "［").replace(']', "］")
     }
 }
 

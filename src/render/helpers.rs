@@ -409,13 +409,14 @@ impl HelperDef for Take {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let args = (h, r);
-        if let Value::Array(items) = param(args, 0)?
+        let list = param(args, 0)?;
+        if let Value::Array(items) = list
             && items.len() <= count(args, 1)?
             && let Some(path) = h.param(0).and_then(|p| p.context_path())
             && let Some(found) = in_context(ctx.data(), path)
             // The path must lead to this very list; anything else (a value from a block
             // parameter, say) is copied as before.
-            && std::ptr::eq(found, param(args, 0)?)
+            && std::ptr::eq(found, list)
         {
             return Ok(ScopedJson::Context(found, path.clone()));
         }

@@ -464,10 +464,10 @@ impl<'a> Outcome<'a> {
 /// Rows per multi-row INSERT. A few fixed sizes, so the statement cache holds a few
 /// statements, not one per batch size; 64 rows × 8 columns stay far below SQLite's limit of
 /// 32,766 parameters. Powers of two, so a batch of n rows takes at most log2(n) + 1
-/// statements: each was a round trip to sqlx's SQLite thread that the whole group commit
-/// waited for (as it still is for `complete_each` and `:memory:` ingest; the ingest thread
-/// runs them in one go, with the same sizes). (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections,
-/// of 1–7 webhooks, were slower: ingest 5,213 against 6,076 req/s, 10,990 against 12,079 at
+/// statements: each is a round trip to sqlx's SQLite thread that the whole transaction waits
+/// for (`complete_each`, `:memory:` ingest; the ingest thread runs the same sizes in one go).
+/// (With 64, 16, 4, 1 a batch of 7 took four, and the commits at 8 connections, of 1–7
+/// webhooks, were slower: ingest 5,213 against 6,076 req/s, 10,990 against 12,079 at
 /// 64, means of four alternated `LOAD_ONLY=ingest` runs.)
 const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 

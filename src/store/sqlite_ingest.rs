@@ -181,15 +181,12 @@ fn commit(
     transaction: Transaction,
     events: &[NewEvent],
 ) -> Receipts {
+    const PANICKED: &str =
+        "the ingest transaction failed unexpectedly (see the log); nothing of it was stored";
     let _turn = write.blocking_lock();
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(conn, events)))
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(
-            "the ingest transaction failed unexpectedly (see the log); nothing of it was stored"
-                .into(),
-        ))
-            });
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(PANICKED.into())));
     end_transaction(conn);
     result
 }
