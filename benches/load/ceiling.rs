@@ -1,20 +1,30 @@
-//! The two ceilings, built with the relay's own HTTP stack (actix-web 4, 2 workers, same
+//! The ceilings, built with the relay's own HTTP stack (actix-web 4, 2 workers, same
 //! keep-alive settings), in this process:
 //!
 //! * `bare`: reads the whole body, answers 200 with a small JSON body;
 //! * `append`: also appends the body to a file before answering, with group commit: one
 //!   writer thread takes whatever requests have gathered (up to 512), writes them with one
 //!   `write` and one `fdatasync`, then answers each. No waiting window: a lone request is
-//!   synced at once, batches form only from concurrency (the relay's ingest design).
+//!   synced at once, batches form only from concurrency (the relay's ingest design);
+//! * `forward`: the synchronous relay the issue measures end-to-end delivery against —
+//!   checks the Gitee token, parses the body, renders the Feishu card and signs it with the
+//!   relay's own code, POSTs it to the robot (a keep-alive pool) and answers 200 once the
+//!   robot has accepted it. No store, no queue, no retries, no log line: what a relay costs
+//!   without durability.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use gitee_relay::gitee::EventKind;
+use gitee_relay::gitee::auth::{self, SourceAuth};
+use gitee_relay::message::{self, Target};
+use gitee_relay::platform::{PlatformKind, Reply, SendTarget, Verdict, platform};
+use gitee_relay::render::TemplateSet;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
@@ -72,6 +82,85 @@ async fn append(body: Bytes, tx: web::Data<mpsc::Sender<Append>>) -> HttpRespons
     }
 }
 
+/// Where the `forward` ceiling delivers: a Feishu robot and its signing secret.
+pub struct ForwardTo {
+    pub gitee_secret: String,
+    pub robot_url: String,
+    pub robot_secret: String,
+}
+
+struct Forward {
+    to: ForwardTo,
+    auth: SourceAuth,
+    templates: TemplateSet,
+    client: reqwest::Client,
+}
+
+/// One webhook in, one message out, answered when the robot said yes (502 when it did not).
+async fn forward_one(req: HttpRequest, body: Bytes, f: web::Data<Forward>) -> HttpResponse {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let now = gitee_relay::time_util::now_ms();
+    let token = header("X-Gitee-Token");
+    if auth::verify(&f.auth, token, header("X-Gitee-Timestamp"), now, 3_600_000).is_err() {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let Some(kind) = header("X-Gitee-Event").and_then(EventKind::parse) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let rendered = match message::render(
+        &f.templates,
+        kind,
+        &body,
+        "bench",
+        false,
+        now,
+        &Target::nobody(),
+    ) {
+        Ok(v) => v,
+        Err(e) => return HttpResponse::BadRequest().body(e.to_string()),
+    };
+    let feishu = platform(PlatformKind::Feishu);
+    let target = SendTarget {
+        url: &f.to.robot_url,
+        secret: Some(&f.to.robot_secret),
+        keyword: None,
+    };
+    let Ok(request) = feishu.prepare(&target, rendered, SystemTime::now()) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let Ok(bytes) = serde_json::to_vec(&request.body) else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let sent = f
+        .client
+        .post(request.url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )
+        .body(bytes)
+        .send()
+        .await;
+    let Ok(response) = sent else {
+        return HttpResponse::BadGateway().finish();
+    };
+    let status = response.status().as_u16();
+    let Ok(reply) = response.text().await else {
+        return HttpResponse::BadGateway().finish();
+    };
+    let verdict = feishu.classify(&Reply {
+        status,
+        retry_after: None,
+        body: &reply,
+    });
+    match verdict {
+        Verdict::Delivered => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"delivered\":true}"),
+        _ => HttpResponse::BadGateway().body(reply),
+    }
+}
+
 /// The group-commit writer: one batch → one write + one fdatasync → every reply.
 fn writer(path: PathBuf, mut rx: mpsc::Receiver<Append>) {
     let file = std::fs::OpenOptions::new()
@@ -107,11 +196,32 @@ fn writer(path: PathBuf, mut rx: mpsc::Receiver<Append>) {
     }
 }
 
-/// Starts a ceiling server on a fresh loopback port.
+/// Starts a ceiling server on a fresh loopback port: `bare` or `append`.
 pub fn start(kind: &str, dir: &std::path::Path) -> Ceiling {
+    let append_file = (kind == "append").then(|| dir.join("ceiling-append.log"));
+    serve(append_file, None)
+}
+
+/// Starts the `forward` ceiling on a fresh loopback port.
+pub fn start_forward(to: ForwardTo) -> Ceiling {
+    let forward = Forward {
+        auth: SourceAuth::Signature {
+            secret: to.gitee_secret.clone(),
+        },
+        to,
+        templates: TemplateSet::builtin(PlatformKind::Feishu),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+    };
+    serve(None, Some(web::Data::new(forward)))
+}
+
+fn serve(append_file: Option<PathBuf>, forward: Option<web::Data<Forward>>) -> Ceiling {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let append_file = (kind == "append").then(|| dir.join("ceiling-append.log"));
     let scratch = append_file.clone();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -124,11 +234,14 @@ pub fn start(kind: &str, dir: &std::path::Path) -> Ceiling {
             });
             let server = HttpServer::new(move || {
                 let app = App::new().app_data(web::PayloadConfig::new(8 * 1024 * 1024));
-                match &sender {
-                    Some(tx) => app
+                match (&sender, &forward) {
+                    (Some(tx), _) => app
                         .app_data(tx.clone())
                         .route("/hooks/{source}", web::post().to(append)),
-                    None => app.route("/hooks/{source}", web::post().to(bare)),
+                    (None, Some(f)) => app
+                        .app_data(f.clone())
+                        .route("/hooks/{source}", web::post().to(forward_one)),
+                    (None, None) => app.route("/hooks/{source}", web::post().to(bare)),
                 }
             })
             .workers(2)
