@@ -2,9 +2,7 @@
 //! backlog cannot drain in time, a batch to merge into a digest), send it, record the attempt,
 //! repeat; sleep until the next due time or a notification when idle.
 
-use futures_util::StreamExt;
 use futures_util::future::OptionFuture;
-use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -46,6 +44,7 @@ const BURST_CLAIM: i64 = 64;
 /// `delivery.workers` permits, so other channels always find one soon).
 const BURST_IN_FLIGHT: usize = 16;
 
+#[derive(Clone)]
 pub struct Worker {
     pub runtime: Arc<ChannelRuntime>,
     pub store: Arc<dyn Store>,
@@ -290,7 +289,13 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
     let channel = &w.runtime.channel.name;
     let mut queue: VecDeque<ClaimedDelivery> = batch.into();
     let mut done: Vec<Done> = Vec::with_capacity(BURST_CLAIM as usize);
-    let mut in_flight = FuturesUnordered::new();
+    // Each send is a task of its own, so the sends of one burst are rendered and signed on
+    // every runtime thread rather than one after another in this task (which held a burst to
+    // one core). Dropping the set (the worker aborted at shutdown) aborts them, as dropping
+    // their futures did.
+    let mut in_flight = tokio::task::JoinSet::new();
+    // What the send tasks share: the worker's handles, cloned once per burst.
+    let shared = Arc::new(w.clone());
     let mut refill: Option<Pin<Box<dyn Future<Output = Refill> + Send + '_>>> = None;
     let mut record: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
     let mut exhausted = false;
@@ -320,7 +325,11 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
         };
         tokio::select! {
             biased;
-            Some(result) = in_flight.next(), if !in_flight.is_empty() => done.push(result),
+            Some(result) = in_flight.join_next(), if !in_flight.is_empty() => match result {
+                Ok(result) => done.push(result),
+                // A send that panicked: its lease expires and the delivery is sent again.
+                Err(e) => tracing::error!(channel = %channel, error = %e, "a send failed unexpectedly; it will be retried when its lease expires"),
+            },
             Some(()) = OptionFuture::from(record.as_mut()), if record.is_some() => record = None,
             Some(more) = OptionFuture::from(refill.as_mut()), if refill.is_some() => {
                 refill = None;
@@ -341,9 +350,10 @@ async fn send_burst(w: &Worker, batch: Vec<ClaimedDelivery>) {
                     event = delivery.event_id,
                     channel = %channel
                 );
-                in_flight.push(
+                let shared = shared.clone();
+                in_flight.spawn(
                     async move {
-                        let (attempt, completion) = attempt(w, &delivery).await;
+                        let (attempt, completion) = attempt(&shared, &delivery).await;
                         drop(permit);
                         (delivery.id, attempt, completion)
                     }
