@@ -8,6 +8,7 @@
 //! | `gitee_relay_digests_total` | channel, platform | digest messages sent (merging a backlog) |
 //! | `gitee_relay_rate_limit_pauses_total` | channel, platform | a robot reported its rate limit and the channel paused |
 //! | `gitee_relay_queue_deliveries` | channel, state | deliveries in the store per state (read at each scrape) |
+//! | `gitee_relay_queue_oldest_waiting_seconds` | channel | age of the oldest delivery not yet sent (read at each scrape) |
 //! | `gitee_relay_ingest_commit_seconds` | | histogram of group commits: from the start of the write to durable |
 //! | `gitee_relay_ingest_commit_events` | | histogram of events per group commit |
 //! | `gitee_relay_build_info` | version | always 1 |
@@ -60,6 +61,15 @@ pub struct QueueLabels {
     pub channel: String,
     pub state: String,
 }
+
+/// The channel alone: a channel that left the config has no platform to name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WaitingLabels {
+    pub channel: String,
+}
+
+/// A gauge of seconds (fractions kept).
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -190,6 +200,7 @@ pub struct Metrics {
     registry: Registry,
     events: Family<EventLabels, Counter>,
     queue: Family<QueueLabels, Gauge>,
+    oldest_waiting: Family<WaitingLabels, Seconds>,
 }
 
 impl Default for Metrics {
@@ -203,6 +214,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("gitee_relay");
         let events = Family::<EventLabels, Counter>::default();
         let queue = Family::<QueueLabels, Gauge>::default();
+        let oldest_waiting = Family::<WaitingLabels, Seconds>::default();
         let d = dispatch();
         registry.register(
             "events_received",
@@ -244,6 +256,11 @@ impl Metrics {
             "Deliveries in the store by channel and state, read at each scrape",
             queue.clone(),
         );
+        registry.register(
+            "queue_oldest_waiting_seconds",
+            "Age of the oldest delivery not yet sent (pending, sending or retrying) by channel, read at each scrape; 0 when none waits",
+            oldest_waiting.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -255,6 +272,7 @@ impl Metrics {
             registry,
             events,
             queue,
+            oldest_waiting,
         }
     }
 
@@ -271,8 +289,11 @@ impl Metrics {
     }
 
     /// Sets the queue gauges from the store's counts: every configured channel in every
-    /// state (0 when absent), plus channels that only the store still knows.
-    pub fn set_queue(&self, config: &Config, counts: &[QueueCount]) {
+    /// state (0 when absent), plus channels that only the store still knows; and per channel
+    /// the age at `now_ms` of its oldest delivery not yet sent (0 when none waits): the
+    /// relay's lag behind Gitee for that chat, whatever holds it back (a backlog, a robot
+    /// that keeps failing, a paused quota).
+    pub fn set_queue(&self, config: &Config, counts: &[QueueCount], now_ms: i64) {
         const STATES: [DeliveryState; 5] = [
             DeliveryState::Pending,
             DeliveryState::Sending,
@@ -298,6 +319,28 @@ impl Metrics {
                 })
                 .set(c.count);
         }
+        let mut oldest: std::collections::BTreeMap<&str, Option<i64>> = config
+            .channels
+            .keys()
+            .map(|name| (name.as_str(), None))
+            .collect();
+        for c in counts {
+            let waiting = !matches!(c.state, DeliveryState::Delivered | DeliveryState::Dead);
+            let entry = oldest.entry(c.channel.as_str()).or_default();
+            if waiting && c.count > 0 {
+                *entry = Some(entry.map_or(c.oldest_created_ms, |o| o.min(c.oldest_created_ms)));
+            }
+        }
+        // Only this scrape's channels: one that left the config and the store reads no more.
+        self.oldest_waiting.clear();
+        for (channel, created_ms) in oldest {
+            let age_ms = created_ms.map_or(0, |ms| now_ms.saturating_sub(ms).max(0));
+            self.oldest_waiting
+                .get_or_create(&WaitingLabels {
+                    channel: channel.to_owned(),
+                })
+                .set(age_ms as f64 / 1000.0);
+        }
     }
 
     /// The Prometheus text format (0.0.4), or OpenMetrics text when `openmetrics`.
@@ -318,14 +361,15 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// A config with one source and `channels` (YAML lines under `channels:`).
+    fn config(channels: &str) -> Config {
+        let yaml = format!("sources: {{ gitee: {{ secret: s }} }}\nchannels:\n{channels}");
+        Config::from_yaml(std::path::Path::new("c.yaml"), &yaml, &|_| None).unwrap()
+    }
+
     #[test]
     fn encodes_every_family_with_help_and_type() {
-        let config = Config::from_yaml(
-            std::path::Path::new("c.yaml"),
-            "sources: { gitee: { secret: s } }\nchannels: { ding: { platform: dingtalk, url: 'https://x/y?access_token=t' } }\n",
-            &|_| None,
-        )
-        .unwrap();
+        let config = config("  ding: { platform: dingtalk, url: 'https://x/y?access_token=t' }\n");
         let ding = &config.channels["ding"];
         let m = Metrics::new();
         m.event_received("gitee", "push", "accepted");
@@ -338,7 +382,9 @@ mod tests {
                 channel: "ding".into(),
                 state: DeliveryState::Dead,
                 count: 3,
+                oldest_created_ms: 1_000,
             }],
+            9_000,
         );
         let text = m.encode(false);
         for name in [
@@ -348,6 +394,7 @@ mod tests {
             "gitee_relay_digests_total",
             "gitee_relay_rate_limit_pauses_total",
             "gitee_relay_queue_deliveries",
+            "gitee_relay_queue_oldest_waiting_seconds",
             "gitee_relay_build_info",
         ] {
             assert!(text.contains(&format!("# TYPE {name}")), "{name}:\n{text}");
@@ -360,7 +407,76 @@ mod tests {
         );
         assert!(text.contains(r#"gitee_relay_queue_deliveries{channel="ding",state="dead"} 3"#));
         assert!(text.contains(r#"gitee_relay_queue_deliveries{channel="ding",state="pending"} 0"#));
+        // Dead deliveries do not wait: nothing does.
+        assert!(
+            text.contains(r#"gitee_relay_queue_oldest_waiting_seconds{channel="ding"} 0.0"#),
+            "{text}"
+        );
         assert!(text.contains(r#"gitee_relay_attempt_duration_seconds_bucket{channel="ding",platform="dingtalk",le="0.25"} 1"#), "{text}");
         assert!(m.encode(true).trim_end().ends_with("# EOF"));
+    }
+
+    fn count(channel: &str, state: DeliveryState, count: i64, oldest: i64) -> QueueCount {
+        QueueCount {
+            channel: channel.into(),
+            state,
+            count,
+            oldest_created_ms: oldest,
+        }
+    }
+
+    #[test]
+    fn the_oldest_waiting_delivery_is_the_oldest_not_yet_sent() {
+        let config = config(
+            "  ding: { platform: dingtalk, url: 'https://x/y?access_token=t' }
+  lark: { platform: feishu, url: 'https://x/hook/z' }
+  idle: { platform: slack, url: 'https://hooks.slack.com/services/T/B/x' }
+",
+        );
+        let m = Metrics::new();
+        let gauge = |m: &Metrics, channel: &str| {
+            let text = m.encode(false);
+            let prefix =
+                format!("gitee_relay_queue_oldest_waiting_seconds{{channel=\"{channel}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no gauge for {channel}:\n{text}"))
+                .parse::<f64>()
+                .unwrap()
+        };
+        m.set_queue(
+            &config,
+            &[
+                // Finished deliveries are older still, and do not count.
+                count("ding", DeliveryState::Delivered, 9, 1_000),
+                count("ding", DeliveryState::Dead, 1, 2_000),
+                count("ding", DeliveryState::Pending, 4, 60_000),
+                count("ding", DeliveryState::Retrying, 2, 30_500),
+                count("lark", DeliveryState::Sending, 1, 89_000),
+                // Deliveries of a channel that left the config still wait.
+                count("gone", DeliveryState::Pending, 1, 0),
+            ],
+            90_000,
+        );
+        assert_eq!(gauge(&m, "ding"), 59.5);
+        assert_eq!(gauge(&m, "lark"), 1.0);
+        assert_eq!(gauge(&m, "idle"), 0.0);
+        assert_eq!(gauge(&m, "gone"), 90.0);
+        // The next scrape: ding's backlog was sent, only its retry waits; a clock behind a
+        // delivery's creation (another replica's) reads 0, not a negative age.
+        m.set_queue(
+            &config,
+            &[
+                count("ding", DeliveryState::Retrying, 1, 80_000),
+                count("lark", DeliveryState::Pending, 1, 95_000),
+            ],
+            90_000,
+        );
+        assert_eq!(gauge(&m, "ding"), 10.0);
+        assert_eq!(gauge(&m, "lark"), 0.0);
+        assert!(
+            !m.encode(false)
+                .contains(r#"waiting_seconds{channel="gone"}"#)
+        );
     }
 }

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::gitee::EventKind;
+use crate::time_util::now_ms;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -20,7 +21,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// last values and the scrape still succeeds.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match state.admin.queue_counts().await {
-        Ok(counts) => state.metrics.set_queue(&state.config, &counts),
+        Ok(counts) => state.metrics.set_queue(&state.config, &counts, now_ms()),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the queue counts"),
     }
     let openmetrics = req

@@ -118,12 +118,15 @@ pub struct DeliverySummary {
     pub received_ms: i64,
 }
 
-/// How many of a channel's deliveries are in one state.
+/// How many of a channel's deliveries are in one state, and since when the oldest of them
+/// exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueCount {
     pub channel: String,
     pub state: DeliveryState,
     pub count: i64,
+    /// `created_ms` of the oldest of these deliveries (when its webhook was accepted).
+    pub oldest_created_ms: i64,
 }
 
 /// A channel's most recent failed attempt and most recent success.

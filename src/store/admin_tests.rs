@@ -392,6 +392,18 @@ async fn queue_counts_and_channel_activity() {
         assert_eq!(count("lark", DeliveryState::Dead), 1);
         assert_eq!(count("lark", DeliveryState::Pending), 2);
         assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 6);
+        // Each group's oldest delivery, by when its webhook came: the oldest are sent first.
+        let oldest = |channel: &str, state: DeliveryState| {
+            counts
+                .iter()
+                .find(|c| c.channel == channel && c.state == state)
+                .map(|c| c.oldest_created_ms)
+        };
+        assert_eq!(oldest("ding", DeliveryState::Delivered), Some(1_000));
+        assert_eq!(oldest("ding", DeliveryState::Retrying), Some(2_000));
+        assert_eq!(oldest("ding", DeliveryState::Pending), Some(3_000));
+        assert_eq!(oldest("lark", DeliveryState::Dead), Some(1_000));
+        assert_eq!(oldest("lark", DeliveryState::Pending), Some(2_000));
 
         let activity = store.channel_activity().await.unwrap();
         assert_eq!(activity.len(), 2);

@@ -180,8 +180,8 @@ impl AdminStore for SqliteStore {
 
     async fn queue_counts(&self) -> Result<Vec<QueueCount>, StoreError> {
         let rows = sqlx::query(
-            "SELECT channel, state, COUNT(*) AS n FROM deliveries GROUP BY channel, state
-             ORDER BY channel, state",
+            "SELECT channel, state, COUNT(*) AS n, MIN(created_ms) AS oldest FROM deliveries
+             GROUP BY channel, state ORDER BY channel, state",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -191,6 +191,7 @@ impl AdminStore for SqliteStore {
                     channel: r.try_get("channel")?,
                     state: state_from_db(r.try_get::<&str, _>("state")?)?,
                     count: r.try_get("n")?,
+                    oldest_created_ms: r.try_get("oldest")?,
                 })
             })
             .collect()

@@ -897,6 +897,9 @@ async fn metrics_parse_and_move_as_events_arrive_and_deliveries_complete() {
         0.0
     );
     assert!(before.contains_key(r#"gitee_relay_queue_deliveries{channel="slack",state="dead"}"#));
+    let waiting = r#"gitee_relay_queue_oldest_waiting_seconds{channel="ding"}"#;
+    assert!(before.contains_key(waiting), "{before:?}");
+    assert_eq!(value(&before, waiting), 0.0);
     assert!(
         before.contains_key(r#"gitee_relay_build_info{version="0.1.0"}"#)
             || before
@@ -923,6 +926,15 @@ async fn metrics_parse_and_move_as_events_arrive_and_deliveries_complete() {
     assert_eq!(bad.status(), 401);
     app.post("nowhere", &[("X-Gitee-Event", "Whatever")], b"{}".to_vec())
         .await;
+    // The robot's rate limit holds ding's first message back for a second: meanwhile the
+    // oldest waiting delivery has an age.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            value(&scrape(&app).await, waiting) > 0.0
+        })
+        .await,
+        "no age while a delivery waited"
+    );
     let store = app.relay.as_ref().unwrap().store.clone();
     assert!(
         eventually(Duration::from_secs(15), || {
@@ -971,6 +983,8 @@ async fn metrics_parse_and_move_as_events_arrive_and_deliveries_complete() {
         ),
         2.0
     );
+    // Everything sent: nothing waits.
+    assert_eq!(value(&after, waiting), 0.0);
 
     // OpenMetrics for scrapers that ask for it.
     let res = app
