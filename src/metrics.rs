@@ -201,6 +201,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     queue: Family<QueueLabels, Gauge>,
     oldest_waiting: Family<WaitingLabels, Seconds>,
+    /// The channels `oldest_waiting` had a series for at the last scrape.
+    waiting_channels: std::sync::Mutex<Vec<String>>,
 }
 
 impl Default for Metrics {
@@ -273,6 +275,7 @@ impl Metrics {
             events,
             queue,
             oldest_waiting,
+            waiting_channels: std::sync::Mutex::default(),
         }
     }
 
@@ -331,8 +334,18 @@ impl Metrics {
                 *entry = Some(entry.map_or(c.oldest_created_ms, |o| o.min(c.oldest_created_ms)));
             }
         }
-        // Only this scrape's channels: one that left the config and the store reads no more.
-        self.oldest_waiting.clear();
+        let mut previous = self
+            .waiting_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A channel that left the config and whose deliveries the store no longer holds
+        // reads no more (its series is removed, not left at its last age).
+        for gone in previous.iter().filter(|c| !oldest.contains_key(c.as_str())) {
+            self.oldest_waiting.remove(&WaitingLabels {
+                channel: gone.clone(),
+            });
+        }
+        *previous = oldest.keys().map(|c| (*c).to_owned()).collect();
         for (channel, created_ms) in oldest {
             let age_ms = created_ms.map_or(0, |ms| now_ms.saturating_sub(ms).max(0));
             self.oldest_waiting
