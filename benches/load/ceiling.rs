@@ -8,7 +8,7 @@
 //!   synced at once, batches form only from concurrency (the relay's ingest design);
 //! * `forward`: the synchronous relay the issue measures end-to-end delivery against —
 //!   checks the Gitee token, parses the body, renders the Feishu card and signs it with the
-//!   relay's own code, POSTs it to the robot (a keep-alive pool) and answers 200 once the
+//!   relay's own code, POSTs it with the dispatcher's own sender (keep-alive) and answers 200 once the
 //!   robot has accepted it. No store, no queue, no retries, no log line: what a relay costs
 //!   without durability.
 
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use gitee_relay::dispatch::sender;
 use gitee_relay::gitee::EventKind;
 use gitee_relay::gitee::auth::{self, SourceAuth};
 use gitee_relay::message::{self, Target};
@@ -101,7 +102,8 @@ async fn forward_one(req: HttpRequest, body: Bytes, f: web::Data<Forward>) -> Ht
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let now = gitee_relay::time_util::now_ms();
     let token = header("X-Gitee-Token");
-    if auth::verify(&f.auth, token, header("X-Gitee-Timestamp"), now, 3_600_000).is_err() {
+    let timestamp = header("X-Gitee-Timestamp");
+    if auth::verify(&f.auth, token, timestamp, now, auth::DEFAULT_MAX_SKEW_MS).is_err() {
         return HttpResponse::Unauthorized().finish();
     }
     let Some(kind) = header("X-Gitee-Event").and_then(EventKind::parse) else {
@@ -128,36 +130,20 @@ async fn forward_one(req: HttpRequest, body: Bytes, f: web::Data<Forward>) -> Ht
     let Ok(request) = feishu.prepare(&target, rendered, SystemTime::now()) else {
         return HttpResponse::InternalServerError().finish();
     };
-    let Ok(bytes) = serde_json::to_vec(&request.body) else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    let sent = f
-        .client
-        .post(request.url)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
-        )
-        .body(bytes)
-        .send()
-        .await;
-    let Ok(response) = sent else {
-        return HttpResponse::BadGateway().finish();
-    };
-    let status = response.status().as_u16();
-    let Ok(reply) = response.text().await else {
+    // The dispatcher's own POST: the same encoding, headers and reply reading.
+    let Ok(reply) = sender::post(&f.client, &request).await else {
         return HttpResponse::BadGateway().finish();
     };
     let verdict = feishu.classify(&Reply {
-        status,
-        retry_after: None,
-        body: &reply,
+        status: reply.status,
+        retry_after: reply.retry_after,
+        body: &reply.body,
     });
     match verdict {
         Verdict::Delivered => HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"delivered\":true}"),
-        _ => HttpResponse::BadGateway().body(reply),
+        _ => HttpResponse::BadGateway().body(reply.body),
     }
 }
 
@@ -210,11 +196,8 @@ pub fn start_forward(to: ForwardTo) -> Ceiling {
         },
         to,
         templates: TemplateSet::builtin(PlatformKind::Feishu),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .expect("client"),
+        // The dispatcher's client, with the timeouts the bench channel has.
+        client: sender::client(Duration::from_secs(5), Duration::from_secs(15)),
     };
     serve(None, Some(web::Data::new(forward)))
 }

@@ -180,10 +180,8 @@ struct Report {
 
 struct E2e {
     conns: usize,
-    /// The synchronous ceiling at the same connections: deliveries/s (= its 200s/s), ack
-    /// p50 / p99 ms, and how many messages the robot accepted of the requests sent (warm-up
-    /// included; a check that its 200s were deliveries).
-    forward: Option<(LoadResult, usize, u64)>,
+    /// The synchronous ceiling at the same connections.
+    forward: Option<ForwardRun>,
     ingest: f64,
     during: f64,
     /// Deliveries/s from the end of the load to the last delivery (the dispatcher alone).
@@ -197,6 +195,15 @@ struct E2e {
     /// robot, which checks every signature and schema).
     relay_cpu_us: f64,
     robot_cpu_us: f64,
+}
+
+/// The synchronous ceiling's run: its load (deliveries/s = its 200s/s, ack p50 / p99), and
+/// how many messages the robot accepted of the requests sent (warm-up included; a check that
+/// its 200s were deliveries).
+struct ForwardRun {
+    load: LoadResult,
+    accepted: usize,
+    sent: u64,
 }
 
 struct Queued {
@@ -515,7 +522,7 @@ fn forward_ceiling(
     conns: usize,
     s: &Settings,
     body: &Arc<Vec<u8>>,
-) -> Option<(LoadResult, usize, u64)> {
+) -> Option<ForwardRun> {
     if std::env::var_os("LOAD_NO_FORWARD").is_some() {
         return None;
     }
@@ -526,7 +533,7 @@ fn forward_ceiling(
     });
     eprintln!("measuring {FORWARD} at {conns} connections");
     let requests = Requests::new(body);
-    let res = requests.load(c.addr, conns, s);
+    let load = requests.load(c.addr, conns, s);
     c.stop();
     let accepted = robot.accepted_count();
     if robot.rejected_count() > 0 {
@@ -536,7 +543,11 @@ fn forward_ceiling(
         );
     }
     robot.clear();
-    Some((res, accepted, requests.sent()))
+    Some(ForwardRun {
+        load,
+        accepted,
+        sent: requests.sent(),
+    })
 }
 
 /// Fills a store with `s.queued` deliveries (events × channels, written directly in big
@@ -696,10 +707,15 @@ fn print_report(report: &Report) {
             "## End to end (webhook in → signed POST accepted by an unthrottled fake Feishu robot)"
         );
         println!();
-        let ceiling = e.forward.as_ref().map_or(0.0, |(r, _, _)| r.rps());
+        let ceiling = e.forward.as_ref().map_or(0.0, |f| f.load.rps());
         println!("| figure | value | vs target {TARGET_E2E:.0}/s | vs synchronous ceiling |");
         println!("|---|---:|---:|---:|");
-        if let Some((r, accepted, sent)) = &e.forward {
+        if let Some(ForwardRun {
+            load: r,
+            accepted,
+            sent,
+        }) = &e.forward
+        {
             println!(
                 "| {FORWARD}: deliveries/s at {} connections (ack p50 / p99 {:.2} / {:.2} ms; the robot accepted {} of {} requests, warm-up included) | {:.0} | {} | 1.00× |",
                 e.conns,
@@ -825,7 +841,7 @@ fn print_report(report: &Report) {
             e.during,
             verdict(e.during >= TARGET_E2E)
         );
-        if let Some((r, _, _)) = &e.forward {
+        if let Some(ForwardRun { load: r, .. }) = &e.forward {
             let scaled = TARGET_E2E_OF_FORWARD * r.rps();
             println!(
                 "- end to end ≥ {TARGET_E2E_OF_FORWARD}× the synchronous ceiling of this run ({:.0} × {TARGET_E2E_OF_FORWARD} = {scaled:.0}/s; the issue's 15,000 is this ratio on its machine): {:.0} during the load, {:.2}× ({})",

@@ -6,7 +6,7 @@ pub mod digest;
 mod pacer;
 mod retention;
 pub mod retry;
-mod sender;
+pub mod sender;
 mod shorten;
 mod worker;
 
