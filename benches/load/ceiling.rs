@@ -8,9 +8,9 @@
 //!   synced at once, batches form only from concurrency (the relay's ingest design);
 //! * `forward`: the synchronous relay the issue measures end-to-end delivery against —
 //!   checks the Gitee token, parses the body, renders the Feishu card and signs it with the
-//!   relay's own code, POSTs it with the dispatcher's own sender (keep-alive) and answers 200 once the
-//!   robot has accepted it. No store, no queue, no retries, no log line: what a relay costs
-//!   without durability.
+//!   relay's own code, POSTs it with the dispatcher's own sender (keep-alive) and answers 200
+//!   once the robot has accepted it. No store, no queue, no retries, no log line: what a relay
+//!   costs without durability.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
