@@ -13,6 +13,7 @@ mod postgres_admin;
 mod postgres_pacing;
 mod sqlite;
 mod sqlite_admin;
+mod sqlite_dispatch;
 mod sqlite_ingest;
 #[doc(hidden)]
 pub mod test_db;

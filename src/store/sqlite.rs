@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::sqlite_dispatch;
 use super::sqlite_ingest::IngestQueue;
 use super::{
     AttemptRecord, AttemptRow, ClaimedDelivery, Completion, DeliveryRow, DeliveryState,
@@ -418,17 +419,17 @@ async fn complete_in(
 
 /// What an attempt writes: its `outcome`, and the delivery's next state, due time, error and
 /// retry class.
-struct Outcome<'a> {
-    outcome: &'static str,
-    state: &'static str,
-    next_ms: i64,
-    now_ms: i64,
-    error: Option<&'a str>,
-    class: Option<&'static str>,
+pub(super) struct Outcome<'a> {
+    pub(super) outcome: &'static str,
+    pub(super) state: &'static str,
+    pub(super) next_ms: i64,
+    pub(super) now_ms: i64,
+    pub(super) error: Option<&'a str>,
+    pub(super) class: Option<&'static str>,
 }
 
 impl<'a> Outcome<'a> {
-    fn of(attempt: &AttemptRecord, completion: &'a Completion) -> Outcome<'a> {
+    pub(super) fn of(attempt: &AttemptRecord, completion: &'a Completion) -> Outcome<'a> {
         let (outcome, state, next_ms, error, class) = match completion {
             Completion::Delivered => ("delivered", "delivered", attempt.started_ms, None, None),
             Completion::Retry {
@@ -459,6 +460,25 @@ impl<'a> Outcome<'a> {
             class,
         }
     }
+}
+
+/// Leases up to `limit` due deliveries of a channel, oldest due first (parameters: owner,
+/// lease end, now, channel, now, limit).
+pub(super) const CLAIM_BATCH_SQL: &str =
+    "UPDATE deliveries SET state = 'sending', lease_owner = ?, next_attempt_ms = ?, updated_ms = ?
+     WHERE id IN (
+        SELECT id FROM deliveries
+        WHERE channel = ? AND state IN ('pending', 'retrying', 'sending') AND next_attempt_ms <= ?
+        ORDER BY next_attempt_ms, id LIMIT ?)
+     RETURNING id, event_id, attempts, created_ms, last_retry_class";
+
+/// A delivery as [`CLAIM_BATCH_SQL`] returns it.
+pub(super) struct ClaimRow {
+    pub(super) id: i64,
+    pub(super) event_id: i64,
+    pub(super) attempts: i64,
+    pub(super) created_ms: i64,
+    pub(super) last_retry_class: Option<String>,
 }
 
 /// Rows per multi-row INSERT. A few fixed sizes, so the statement cache holds a few
@@ -543,7 +563,7 @@ pub(super) fn batch_sql(batch: Batch, rows: usize) -> &'static str {
 
 /// The events of claimed deliveries, one statement for the whole claim.
 async fn events_by_id(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: &mut sqlx::SqliteConnection,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, StoredEvent>, StoreError> {
     let list = format!(
@@ -555,7 +575,7 @@ async fn events_by_id(
          WHERE id IN (SELECT value FROM json_each(?))",
     )
     .bind(list)
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|row| stored_event(row).map(|e| (e.id, e)))
@@ -682,18 +702,19 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
+        drop(_turn);
         let Some(row) = claimed else {
-            tx.commit().await?;
             return Ok(None);
         };
         let event_id: i64 = row.try_get("event_id")?;
+        // Read after the write turn, like `claim_batch`'s events.
         let ev = sqlx::query(
             "SELECT id, source, kind, is_test, received_ms, payload FROM events WHERE id = ?",
         )
         .bind(event_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(Some(ClaimedDelivery {
             id: row.try_get("id")?,
             event_id,
@@ -727,47 +748,64 @@ impl Store for SqliteStore {
         owner: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let _turn = self.write.lock().await;
-        let mut tx = self.light.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "UPDATE deliveries SET state = 'sending', lease_owner = ?, next_attempt_ms = ?, updated_ms = ?
-             WHERE id IN (
-                SELECT id FROM deliveries
-                WHERE channel = ? AND state IN ('pending', 'retrying', 'sending') AND next_attempt_ms <= ?
-                ORDER BY next_attempt_ms, id LIMIT ?)
-             RETURNING id, event_id, attempts, created_ms, last_retry_class",
-        )
-        .bind(owner)
-        .bind(now_ms + lease_ms)
-        .bind(now_ms)
-        .bind(channel)
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let event_ids = rows
-            .iter()
-            .map(|row| row.try_get("event_id"))
-            .collect::<Result<Vec<i64>, _>>()?;
+        let rows = match &self.ingest {
+            Some(writer) => {
+                let (channel, owner) = (channel.to_owned(), owner.to_owned());
+                writer
+                    .write(move |conn| {
+                        sqlite_dispatch::claim(conn, &channel, now_ms, lease_ms, &owner, limit)
+                    })
+                    .await?
+            }
+            None => {
+                let _turn = self.write.lock().await;
+                let mut tx = self.light.begin_with("BEGIN IMMEDIATE").await?;
+                let rows = sqlx::query(CLAIM_BATCH_SQL)
+                    .bind(owner)
+                    .bind(now_ms + lease_ms)
+                    .bind(now_ms)
+                    .bind(channel)
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(ClaimRow {
+                            id: row.try_get("id")?,
+                            event_id: row.try_get("event_id")?,
+                            attempts: row.try_get("attempts")?,
+                            created_ms: row.try_get("created_ms")?,
+                            last_retry_class: row.try_get("last_retry_class")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        };
+        let event_ids: Vec<i64> = rows.iter().map(|row| row.event_id).collect();
+        // The events are read after the write turn, so webhooks waiting to be committed do not
+        // also wait for up to 64 stored bodies to be read. Nothing can change them meanwhile:
+        // events are never updated, and one is pruned only once none of its deliveries is
+        // live, as these are now (claimed, `sending`, under this lease).
         let mut events = if rows.is_empty() {
             Default::default()
         } else {
-            events_by_id(&mut tx, &event_ids).await?
+            events_by_id(&mut *self.pool.acquire().await?, &event_ids).await?
         };
-        tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (row, event_id) in rows.iter().zip(event_ids) {
+        for row in rows {
             // One delivery per (event, channel): each event is claimed at most once here.
-            let event = events.remove(&event_id).ok_or_else(|| {
-                StoreError::Corrupt(format!("delivery of a missing event {event_id}"))
+            let event = events.remove(&row.event_id).ok_or_else(|| {
+                StoreError::Corrupt(format!("delivery of a missing event {}", row.event_id))
             })?;
             out.push(ClaimedDelivery {
-                id: row.try_get("id")?,
-                event_id,
+                id: row.id,
+                event_id: row.event_id,
                 channel: channel.to_owned(),
-                attempts: row.try_get::<i64, _>("attempts")? as u32,
-                created_ms: row.try_get("created_ms")?,
-                last_retry_class: row.try_get("last_retry_class")?,
+                attempts: row.attempts as u32,
+                created_ms: row.created_ms,
+                last_retry_class: row.last_retry_class,
                 event,
             });
         }
@@ -813,6 +851,12 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         if done.is_empty() {
             return Ok(0);
+        }
+        if let Some(writer) = &self.ingest {
+            let (owner, done) = (owner.to_owned(), done.to_vec());
+            return writer
+                .write(move |conn| sqlite_dispatch::record(conn, &owner, &done))
+                .await;
         }
         let rows: Vec<(i64, &AttemptRecord, Outcome<'_>)> = done
             .iter()

@@ -51,7 +51,9 @@ async fn opening_a_new_file_many_times_at_once_never_finds_it_locked() {
 }
 
 /// `complete_each` (multi-row statements) leaves exactly what `complete` one by one leaves,
-/// for every kind of outcome, and records attempts whose lease was lost without moving them.
+/// for every kind of outcome, and records attempts whose lease was lost without moving them:
+/// on a file, where it and `claim_batch` run on the ingest thread, and in memory, where they
+/// run on the pool.
 #[tokio::test]
 async fn complete_each_writes_what_complete_writes_one_by_one() {
     use crate::gitee::EventKind;
@@ -80,10 +82,17 @@ async fn complete_each_writes_what_complete_writes_one_by_one() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut results = Vec::new();
-    for batched in [false, true] {
-        let s = SqliteStore::open(&dir.path().join(format!("{batched}.db")))
-            .await
-            .unwrap();
+    for (name, batched) in [
+        ("one-by-one.db", false),
+        ("batched.db", true),
+        (":memory:", true),
+    ] {
+        let path = match name {
+            ":memory:" => std::path::PathBuf::from(name),
+            file => dir.path().join(file),
+        };
+        let s = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(s.ingest.is_some(), name != ":memory:");
         let events: Vec<NewEvent> = (0..90)
             .map(|_| NewEvent {
                 source: "gitee".into(),
@@ -134,7 +143,8 @@ async fn complete_each_writes_what_complete_writes_one_by_one() {
                 .unwrap();
         results.push((rows, leases));
     }
-    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[1], "on the ingest thread");
+    assert_eq!(results[0], results[2], "on the pool");
 }
 
 /// Under continuous ingest the WAL is still checkpointed completely and started over, so its
