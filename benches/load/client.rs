@@ -1,8 +1,11 @@
-//! The load generator: N keep-alive HTTP/1.1 connections, each sending one request at a time
-//! for a fixed duration (closed loop, like wrk), on two single-threaded runtimes (like
-//! `wrk -t2`). Latency is measured from the first byte written to the last byte read and
-//! recorded in an HDR histogram (microseconds). Requests are built by a caller-supplied
-//! function so every request can carry its own timestamp and signature.
+//! The load generator: N keep-alive HTTP/1.1 connections, each sending one request at a time,
+//! on two single-threaded runtimes (like `wrk -t2`). Either closed loop ([`run`], like wrk:
+//! each connection sends again as soon as it has its answer; latency from the first byte
+//! written to the last byte read) or at a fixed rate ([`run_paced`], open loop: request k is
+//! due at start + k / rate on whichever connection is free; latency from the moment it was
+//! due, so a relay that falls behind shows it). Latencies go into an HDR histogram
+//! (microseconds). Requests are built by a caller-supplied function so every request can carry
+//! its own timestamp and signature.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,14 +42,69 @@ impl LoadResult {
     }
 }
 
-struct Window {
-    measure_from: Instant,
-    end: Instant,
+/// When a connection sends its next request.
+enum Schedule {
+    /// As soon as its previous answer is read, from `start` to `end`; only requests sent
+    /// after `measure_from` (the warm-up's end) and answered before `end` count.
+    Closed { measure_from: Instant, end: Instant },
+    /// Request k of the run (a shared count) when `start + k / rate` comes, until `end`.
+    Paced {
+        start: Instant,
+        rate: f64,
+        end: Instant,
+        tickets: AtomicU64,
+    },
+}
+
+impl Schedule {
+    /// Waits until the connection's next request is due; returns that moment, or `None` once
+    /// the run is over.
+    async fn next(&self) -> Option<Instant> {
+        match self {
+            Schedule::Closed { end, .. } => {
+                let now = Instant::now();
+                (now < *end).then_some(now)
+            }
+            Schedule::Paced {
+                start,
+                rate,
+                end,
+                tickets,
+            } => {
+                let k = tickets.fetch_add(1, Ordering::Relaxed);
+                let due = *start + Duration::from_secs_f64(k as f64 / rate);
+                if due >= *end {
+                    return None;
+                }
+                // tokio's timer has millisecond steps: a request may leave up to 1 ms late,
+                // and that is counted in its latency.
+                tokio::time::sleep_until(due.into()).await;
+                Some(due)
+            }
+        }
+    }
+
+    /// Where a request's latency starts: when it is written (closed loop; its bytes are
+    /// built), or when it was due (paced).
+    fn clock_from(&self, due: Instant) -> Instant {
+        match self {
+            Schedule::Closed { .. } => Instant::now(),
+            Schedule::Paced { .. } => due,
+        }
+    }
+
+    /// Whether a request whose clock started at `from` and was answered at `done` counts.
+    fn measures(&self, from: Instant, done: Instant) -> bool {
+        match self {
+            Schedule::Closed { measure_from, end } => from >= *measure_from && done <= *end,
+            Schedule::Paced { .. } => true,
+        }
+    }
 }
 
 /// Runs `connections` connections against `addr`: `warmup` unmeasured, then `duration`
-/// measured. Every answer is read completely (Content-Length bodies; the servers under test
-/// never send chunked answers).
+/// measured, each connection sending again as soon as it has its answer. Every answer is read
+/// completely (Content-Length bodies; the servers under test never send chunked answers).
 pub fn run(
     addr: SocketAddr,
     connections: usize,
@@ -55,16 +113,51 @@ pub fn run(
     seq: Arc<AtomicU64>,
     make: MakeRequest,
 ) -> LoadResult {
-    let threads = 2.min(connections).max(1);
     let start = Instant::now();
-    let window = Arc::new(Window {
+    let schedule = Schedule::Closed {
         measure_from: start + warmup,
         end: start + warmup + duration,
-    });
+    };
+    drive(addr, connections, schedule, duration, seq, make)
+}
+
+/// Offers `rate` requests a second for `duration` over `connections` connections (open
+/// loop): each request is sent when it is due, by a connection that is not waiting for an
+/// answer. Nothing is discarded as warm-up: every request due in the window counts, and its
+/// latency runs from when it was due, so requests that wait for a free connection (the server
+/// is behind) show as slow.
+pub fn run_paced(
+    addr: SocketAddr,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+    seq: Arc<AtomicU64>,
+    make: MakeRequest,
+) -> LoadResult {
+    let start = Instant::now();
+    let schedule = Schedule::Paced {
+        start,
+        rate,
+        end: start + duration,
+        tickets: AtomicU64::new(0),
+    };
+    drive(addr, connections, schedule, duration, seq, make)
+}
+
+fn drive(
+    addr: SocketAddr,
+    connections: usize,
+    schedule: Schedule,
+    duration: Duration,
+    seq: Arc<AtomicU64>,
+    make: MakeRequest,
+) -> LoadResult {
+    let threads = 2.min(connections).max(1);
+    let schedule = Arc::new(schedule);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let conns = connections / threads + usize::from(t < connections % threads);
-            let (window, seq, make) = (window.clone(), seq.clone(), make.clone());
+            let (schedule, seq, make) = (schedule.clone(), seq.clone(), make.clone());
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -75,7 +168,7 @@ pub fn run(
                         .map(|_| {
                             tokio::spawn(connection(
                                 addr,
-                                window.clone(),
+                                schedule.clone(),
                                 seq.clone(),
                                 make.clone(),
                             ))
@@ -129,7 +222,7 @@ async fn connect(addr: SocketAddr) -> Option<TcpStream> {
 
 async fn connection(
     addr: SocketAddr,
-    window: Arc<Window>,
+    schedule: Arc<Schedule>,
     seq: Arc<AtomicU64>,
     make: MakeRequest,
 ) -> LoadResult {
@@ -142,11 +235,7 @@ async fn connection(
     };
     let mut stream = None;
     let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        let now = Instant::now();
-        if now >= window.end {
-            break;
-        }
+    while let Some(due) = schedule.next().await {
         let s = match stream.as_mut() {
             Some(s) => s,
             None => match connect(addr).await {
@@ -158,15 +247,15 @@ async fn connection(
             },
         };
         let request = make(seq.fetch_add(1, Ordering::Relaxed));
-        let sent = Instant::now();
+        let from = schedule.clock_from(due);
         let outcome = exchange(s, &request, &mut buf).await;
         let done = Instant::now();
-        let measured = sent >= window.measure_from && done <= window.end;
+        let measured = schedule.measures(from, done);
         match outcome {
             Ok((200, _)) => {
                 if measured {
                     r.ok += 1;
-                    let us = done.duration_since(sent).as_micros() as u64;
+                    let us = done.duration_since(from).as_micros() as u64;
                     r.hist.saturating_record(us.max(1));
                 }
             }

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench --bench load                   # ≈ 3 minutes, prints the tables of BENCHMARKS.md
 //! LOAD_SECS=5 cargo bench --bench load       # shorter points
-//! LOAD_ONLY=ingest,e2e cargo bench --bench load   # some parts: ceilings, ingest, e2e, queued, ready
+//! LOAD_ONLY=ingest,e2e cargo bench --bench load   # some parts: ceilings, ingest, e2e, sustained, queued, ready
 //! ```
 //!
 //! In one run, side by side (see BENCHMARKS.md for the method):
@@ -19,7 +19,10 @@
 //!    the load to the last delivery — beside the ceiling the issue sets that figure against, a
 //!    synchronous parse-render-POST relay built here from the relay's own parse, templates and
 //!    signing (no store, no queue), at the same 64 connections to the same robot;
-//! 4. memory — RSS idle, peak under load, and with 1,000,000 deliveries queued (written into
+//! 4. sustained end to end: webhooks offered at fixed rates, stepping up (open loop, 64
+//!    connections), to the highest rate the relay accepts and delivers without a backlog
+//!    growing (see `sustained.rs`);
+//! 5. memory — RSS idle, peak under load, and with 1,000,000 deliveries queued (written into
 //!    the store first, 20 channels whose robot does not answer) — and the time from start to a
 //!    200 on `/readyz` with the shipped config.
 //!
@@ -28,6 +31,7 @@
 mod ceiling;
 mod client;
 mod relay;
+mod sustained;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -65,6 +69,9 @@ struct Settings {
     queue_channels: usize,
     /// `LOAD_ONLY=ingest,e2e`: run only these parts.
     only: Option<String>,
+    /// The sustained run's rates: `LOAD_RATE_FROM`, `LOAD_RATE_STEP` webhooks/s,
+    /// `LOAD_RATE_SECS` per rate, at most `LOAD_RATE_STEPS` rates on the way up.
+    rates: sustained::Plan,
 }
 
 impl Settings {
@@ -81,6 +88,12 @@ impl Settings {
             queued: env("LOAD_QUEUED", 1_000_000) as usize,
             queue_channels: env("LOAD_QUEUE_CHANNELS", 20).max(1) as usize,
             only: std::env::var("LOAD_ONLY").ok(),
+            rates: sustained::Plan {
+                from: env("LOAD_RATE_FROM", 3_000).max(1) as f64,
+                step: env("LOAD_RATE_STEP", 1_000).max(1) as f64,
+                secs: env("LOAD_RATE_SECS", 5).max(1),
+                max_steps: env("LOAD_RATE_STEPS", 12).max(1) as usize,
+            },
         }
     }
 
@@ -153,6 +166,22 @@ impl Requests {
         }
         r
     }
+
+    /// `rate` requests a second for `secs` seconds (open loop).
+    fn paced(&self, addr: SocketAddr, conns: usize, rate: f64, secs: u64) -> LoadResult {
+        let r = client::run_paced(
+            addr,
+            conns,
+            rate,
+            Duration::from_secs(secs),
+            self.seq.clone(),
+            self.make.clone(),
+        );
+        if r.failed > 0 {
+            eprintln!("  {} failed requests, e.g. {:?}", r.failed, r.sample_errors);
+        }
+        r
+    }
 }
 
 struct Row {
@@ -164,7 +193,11 @@ struct Row {
 #[derive(Default)]
 struct Report {
     rows: Vec<Row>,
+    /// The synchronous parse-render-POST ceiling (64 connections), the end-to-end baseline.
+    forward: Option<ForwardRun>,
     e2e: Option<E2e>,
+    /// The sustained run's steps.
+    sustained: Vec<sustained::Step>,
     rss_idle: Option<f64>,
     /// Peak RSS while ingesting (8 and 64 connections) and while delivering end to end.
     rss_busy: Vec<(String, f64)>,
@@ -180,8 +213,6 @@ struct Report {
 
 struct E2e {
     conns: usize,
-    /// The synchronous ceiling at the same connections.
-    forward: Option<ForwardRun>,
     ingest: f64,
     during: f64,
     /// Deliveries/s from the end of the load to the last delivery (the dispatcher alone).
@@ -283,7 +314,7 @@ fn main() {
     if s.runs("ingest") {
         ingest(dir, &s, &body, &mut report);
     }
-    if s.runs("e2e") {
+    if s.runs("e2e") || s.runs("sustained") {
         end_to_end(dir, &s, &body, &mut report);
     }
     if s.runs("queued") {
@@ -357,22 +388,13 @@ fn ingest(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report) {
     for conns in [8, 64] {
         eprintln!("measuring {INGEST} at {conns} connections");
         let (cpu_before, sent_before) = (relay::cpu_seconds(&r.pid().to_string()), requests.sent());
-        let metrics_before = relay::metrics(addr);
+        let commits_before = relay::Commits::read(addr);
         let res = requests.load(addr, conns, s);
         let cpu = relay::cpu_seconds(&r.pid().to_string()) - cpu_before;
         let sent = requests.sent().saturating_sub(sent_before).max(1);
         report.ingest_cpu.push((conns, cpu * 1e6 / sent as f64));
-        let metrics_after = relay::metrics(addr);
-        let delta = |name: &str| {
-            metrics_after.get(name).copied().unwrap_or(0.0)
-                - metrics_before.get(name).copied().unwrap_or(0.0)
-        };
-        let commits = delta("gitee_relay_ingest_commit_seconds_count").max(1.0);
-        report.ingest_commits.push((
-            conns,
-            delta("gitee_relay_ingest_commit_events_sum") / commits,
-            delta("gitee_relay_ingest_commit_seconds_sum") * 1000.0 / commits,
-        ));
+        let (per_commit, commit_ms) = relay::Commits::read(addr).since(&commits_before);
+        report.ingest_commits.push((conns, per_commit, commit_ms));
         report.rows.push(Row {
             label: INGEST.into(),
             conns,
@@ -455,6 +477,48 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
     }
     let requests = Requests::new(body);
     let sampler = RssSampler::start(r.pid());
+    if s.runs("e2e") {
+        report.e2e = Some(closed_loop(
+            &r, addr, conns, &requests, &robot, &robot_rt, s,
+        ));
+    }
+    if s.runs("sustained") {
+        eprintln!("measuring sustained end to end at {conns} connections");
+        let offer = |rate: f64| requests.paced(addr, conns, rate, s.rates.secs);
+        let delivered = || robot.accepted_count();
+        let wait = |n: usize| wait_delivered(&robot, n, &robot_rt);
+        let commits = || relay::Commits::read(addr);
+        report.sustained = sustained::run(
+            &s.rates,
+            &sustained::Harness {
+                offer: &offer,
+                delivered: &delivered,
+                wait_delivered: &wait,
+                commits: &commits,
+            },
+        );
+    }
+    report.forward = forward;
+    report.rss_busy.push((
+        "end to end, 64 connections + delivery".into(),
+        sampler.peak_mib(),
+    ));
+    drop(sampler);
+    r.stop();
+    robot.clear();
+}
+
+/// The closed-loop run: `conns` connections send webhooks as fast as the relay answers for the
+/// measured seconds, then the backlog drains.
+fn closed_loop(
+    r: &Relay,
+    addr: SocketAddr,
+    conns: usize,
+    requests: &Requests,
+    robot: &FakeRobot,
+    robot_rt: &tokio::runtime::Runtime,
+    s: &Settings,
+) -> E2e {
     eprintln!("measuring end to end at {conns} connections");
     let started = Instant::now();
     let measure_from = started + s.warmup;
@@ -474,13 +538,12 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
     );
     // Every request answered 200 is one event with one delivery.
     let expected = (requests.sent() - res.failed) as usize;
-    let done = wait_delivered(&robot, expected, &robot_rt);
+    let done = wait_delivered(robot, expected, robot_rt);
     let delivered = robot.accepted_count();
     let drained = delivered.saturating_sub(at_end).max(1) as f64;
     let cpu_us = |now: f64, then: f64| (now - then) * 1e6 / drained;
     let e2e = E2e {
         conns,
-        forward,
         ingest: res.rps(),
         during: (at_end - at_start) as f64 / s.secs as f64,
         drain: delivered.saturating_sub(at_end) as f64
@@ -506,14 +569,7 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
         e2e.relay_cpu_us,
         e2e.robot_cpu_us
     );
-    report.e2e = Some(e2e);
-    report.rss_busy.push((
-        "end to end, 64 connections + delivery".into(),
-        sampler.peak_mib(),
-    ));
-    drop(sampler);
-    r.stop();
-    robot.clear();
+    e2e
 }
 
 /// The synchronous parse-render-POST ceiling against `robot`, which is cleared afterwards.
@@ -646,6 +702,51 @@ fn shipped_ready(dir: &Path, runs: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The sustained run's table: one row per offered rate, then the highest rate kept up.
+fn print_sustained(steps: &[sustained::Step], ceiling: f64) {
+    println!();
+    println!(
+        "## Sustained end to end (webhooks offered at a fixed rate, 64 connections; kept up: all accepted, ≥ {:.0} % of the rate delivered meanwhile, the last within {} ms of the step's end)",
+        sustained::DELIVERED_SHARE * 100.0,
+        sustained::LAG_BOUND.as_millis()
+    );
+    println!();
+    println!(
+        "| offered webhooks/s | accepted | ack p50 / p99 ms (from when due) | group commit ms (webhooks each) | deliveries/s at the robot | lag after the step | kept up |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---|");
+    for step in steps {
+        println!(
+            "| {:.0} | {} of {:.0} ({} failed) | {:.2} / {:.2} | {:.2} ({:.1}) | {:.0} | {:.0} ms | {} |",
+            step.rate,
+            step.load.ok,
+            step.rate * step.load.seconds,
+            step.load.failed,
+            step.load.p50_ms(),
+            step.load.p99_ms(),
+            step.commit_ms,
+            step.per_commit,
+            step.delivered_per_s,
+            step.lag.as_secs_f64() * 1000.0,
+            if step.kept_up() { "yes" } else { "no" }
+        );
+    }
+    let rate = sustained::sustained(steps).unwrap_or(0.0);
+    println!();
+    println!(
+        "Sustained: {rate:.0} webhooks/s in and deliveries/s out ({} of the {TARGET_E2E:.0}/s target{}).",
+        ratio(rate, TARGET_E2E),
+        if ceiling > 0.0 {
+            format!(
+                ", {} of the synchronous ceiling's {ceiling:.0}/s",
+                ratio(rate, ceiling)
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
 fn find<'a>(rows: &'a [Row], label: &str, conns: usize) -> Option<&'a Row> {
     rows.iter().find(|r| r.label == label && r.conns == conns)
 }
@@ -701,32 +802,33 @@ fn print_report(report: &Report) {
             per.join("; ")
         );
     }
-    if let Some(e) = &report.e2e {
+    let ceiling = report.forward.as_ref().map_or(0.0, |f| f.load.rps());
+    if report.forward.is_some() || report.e2e.is_some() {
         println!();
         println!(
             "## End to end (webhook in → signed POST accepted by an unthrottled fake Feishu robot)"
         );
         println!();
-        let ceiling = e.forward.as_ref().map_or(0.0, |f| f.load.rps());
         println!("| figure | value | vs target {TARGET_E2E:.0}/s | vs synchronous ceiling |");
         println!("|---|---:|---:|---:|");
-        if let Some(ForwardRun {
-            load: r,
+    }
+    if let Some(ForwardRun {
+        load: r,
+        accepted,
+        sent,
+    }) = &report.forward
+    {
+        println!(
+            "| {FORWARD}: deliveries/s at 64 connections (ack p50 / p99 {:.2} / {:.2} ms; the robot accepted {} of {} requests, warm-up included) | {:.0} | {} | 1.00× |",
+            r.p50_ms(),
+            r.p99_ms(),
             accepted,
             sent,
-        }) = &e.forward
-        {
-            println!(
-                "| {FORWARD}: deliveries/s at {} connections (ack p50 / p99 {:.2} / {:.2} ms; the robot accepted {} of {} requests, warm-up included) | {:.0} | {} | 1.00× |",
-                e.conns,
-                r.p50_ms(),
-                r.p99_ms(),
-                accepted,
-                sent,
-                r.rps(),
-                ratio(r.rps(), TARGET_E2E)
-            );
-        }
+            r.rps(),
+            ratio(r.rps(), TARGET_E2E)
+        );
+    }
+    if let Some(e) = &report.e2e {
         println!(
             "| webhooks/s accepted during the {}-connection load | {:.0} | | |",
             e.conns, e.ingest
@@ -761,6 +863,9 @@ fn print_report(report: &Report) {
             "| CPU per delivery while draining: relay / fake robot (+ harness) | {:.0} µs / {:.0} µs | | |",
             e.relay_cpu_us, e.robot_cpu_us
         );
+    }
+    if !report.sustained.is_empty() {
+        print_sustained(&report.sustained, ceiling);
     }
     println!();
     println!("## Memory and start");
@@ -841,7 +946,7 @@ fn print_report(report: &Report) {
             e.during,
             verdict(e.during >= TARGET_E2E)
         );
-        if let Some(ForwardRun { load: r, .. }) = &e.forward {
+        if let Some(ForwardRun { load: r, .. }) = &report.forward {
             let scaled = TARGET_E2E_OF_FORWARD * r.rps();
             println!(
                 "- end to end ≥ {TARGET_E2E_OF_FORWARD}× the synchronous ceiling of this run ({:.0} × {TARGET_E2E_OF_FORWARD} = {scaled:.0}/s; the issue's 15,000 is this ratio on its machine): {:.0} during the load, {:.2}× ({})",
@@ -851,6 +956,18 @@ fn print_report(report: &Report) {
                 verdict(e.during >= scaled)
             );
         }
+    }
+    if !report.sustained.is_empty() {
+        let rate = sustained::sustained(&report.sustained).unwrap_or(0.0);
+        println!(
+            "- end to end ≥ {TARGET_E2E:.0} deliveries/s, sustained (the highest rate kept up): {rate:.0} ({}){}",
+            verdict(rate >= TARGET_E2E),
+            if ceiling > 0.0 {
+                format!(", {} of the synchronous ceiling", ratio(rate, ceiling))
+            } else {
+                String::new()
+            }
+        );
     }
     let busy = report
         .rss_busy

@@ -158,6 +158,36 @@ pub fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
     out
 }
 
+/// The relay's group-commit counters (its `gitee_relay_ingest_commit_*` metrics), cumulative.
+#[derive(Clone, Copy, Default)]
+pub struct Commits {
+    count: f64,
+    seconds: f64,
+    webhooks: f64,
+}
+
+impl Commits {
+    pub fn read(addr: SocketAddr) -> Commits {
+        let m = metrics(addr);
+        let get = |name: &str| m.get(name).copied().unwrap_or(0.0);
+        Commits {
+            count: get("gitee_relay_ingest_commit_seconds_count"),
+            seconds: get("gitee_relay_ingest_commit_seconds_sum"),
+            webhooks: get("gitee_relay_ingest_commit_events_sum"),
+        }
+    }
+
+    /// Since `before`: mean webhooks per commit, and mean milliseconds per commit (from the
+    /// batch taken to its answer, the wait for the store's write turn included).
+    pub fn since(&self, before: &Commits) -> (f64, f64) {
+        let n = (self.count - before.count).max(1.0);
+        (
+            (self.webhooks - before.webhooks) / n,
+            (self.seconds - before.seconds) * 1000.0 / n,
+        )
+    }
+}
+
 /// Resident set size of a process, MiB (VmRSS).
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
