@@ -499,8 +499,13 @@ fn end_to_end(dir: &Path, s: &Settings, body: &Arc<Vec<u8>>, report: &mut Report
         );
     }
     report.forward = forward;
+    let parts = match (s.runs("e2e"), s.runs("sustained")) {
+        (true, true) => "the closed loop, then the sustained rates",
+        (true, false) => "the closed loop",
+        _ => "the sustained rates",
+    };
     report.rss_busy.push((
-        "end to end, 64 connections + delivery".into(),
+        format!("end to end ({parts}), 64 connections + delivery"),
         sampler.peak_mib(),
     ));
     drop(sampler);

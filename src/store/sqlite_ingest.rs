@@ -116,7 +116,7 @@ impl IngestQueue {
         // The reply is dropped unsent only when the transaction panicked (logged there).
         answer.await.map_err(|_| {
             StoreError::Unavailable(
-                "the write transaction failed unexpectedly (see the log); nothing of it was stored"
+                "the write transaction failed unexpectedly (see the log); what it had not committed was rolled back"
                     .into(),
             )
         })?
@@ -242,7 +242,7 @@ fn run_unsynced(
     }
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(conn)));
     if run.is_err() {
-        tracing::error!("a write transaction panicked; it was rolled back");
+        tracing::error!("a write transaction panicked; what it had not committed was rolled back");
     }
     end_transaction(conn);
     // If this fails, the next batch of webhooks tries again before committing (`commit`).
