@@ -153,35 +153,35 @@ impl Requests {
     }
 
     fn load(&self, addr: SocketAddr, conns: usize, s: &Settings) -> LoadResult {
-        let r = client::run(
+        said_failures(client::run(
             addr,
             conns,
             s.warmup,
             Duration::from_secs(s.secs),
             self.seq.clone(),
             self.make.clone(),
-        );
-        if r.failed > 0 {
-            eprintln!("  {} failed requests, e.g. {:?}", r.failed, r.sample_errors);
-        }
-        r
+        ))
     }
 
     /// `rate` requests a second for `secs` seconds (open loop).
     fn paced(&self, addr: SocketAddr, conns: usize, rate: f64, secs: u64) -> LoadResult {
-        let r = client::run_paced(
+        said_failures(client::run_paced(
             addr,
             conns,
             rate,
             Duration::from_secs(secs),
             self.seq.clone(),
             self.make.clone(),
-        );
-        if r.failed > 0 {
-            eprintln!("  {} failed requests, e.g. {:?}", r.failed, r.sample_errors);
-        }
-        r
+        ))
     }
+}
+
+/// Says how many requests of a run failed, with a few of the answers; hands the run back.
+fn said_failures(r: LoadResult) -> LoadResult {
+    if r.failed > 0 {
+        eprintln!("  {} failed requests, e.g. {:?}", r.failed, r.sample_errors);
+    }
+    r
 }
 
 struct Row {

@@ -130,5 +130,5 @@ pub fn sustained(steps: &[Step]) -> Option<f64> {
         .iter()
         .filter(|s| s.kept_up())
         .map(|s| s.rate)
-        .fold(None, |best, r| Some(best.map_or(r, |b: f64| b.max(r))))
+        .max_by(f64::total_cmp)
 }
